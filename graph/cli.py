@@ -1,0 +1,105 @@
+"""The `crane` command: run a request, list todos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _format_output(output: Any) -> str:
+    if isinstance(output, dict) and "todos" in output:
+        todos = output["todos"]
+        if not todos:
+            return "no todos"
+        return f"{len(todos)} todo(s)\n" + "\n".join(f"       {_format_todo(t)}" for t in todos)
+    if isinstance(output, dict) and {"id", "text"} <= set(output):
+        return _format_todo(output)
+    return json.dumps(output, ensure_ascii=False)
+
+
+def _format_todo(todo: dict[str, Any]) -> str:
+    mark = "x" if todo.get("completed") else " "
+    return f"[{mark}] #{todo.get('id')} {todo.get('text')}"
+
+
+_SOURCES = {
+    "cache": "the plan cache (an earlier successful run)",
+    "llm": "the LLM planner",
+    "pattern": "the rule-based planner",
+    "fallback": "the rule-based planner (fallback after the LLM failed)",
+}
+
+
+def render(response: dict[str, Any]) -> str:
+    """Return a response as text for people: the plan, each step's result, the answer or the error."""
+    lines: list[str] = []
+    if response.get("plan"):
+        source = _SOURCES.get(str(response.get("plan_source")), str(response.get("plan_source")))
+        model = f", model {response['model']}" if response.get("model") else ""
+        lines.append(f"Plan from {source}{model}: {response['plan'].get('final_goal', '')}")
+    for step in response.get("steps") or []:
+        args = ", ".join(f"{k}={v!r}" for k, v in step["tool_input"].items() if v is not None)
+        result = _format_output(step["output"]) if step["ok"] else f"FAILED: {step['error']}"
+        lines.append(f"  {step['step_number']}. {step['tool_name']}({args}) -> {result}")
+    if response.get("status") == "completed":
+        lines.append(f"Answer: {_format_output(response.get('answer'))}")
+    else:
+        lines.append(f"Error: {response.get('error')}")
+    if response.get("fallback_reason"):
+        lines.append(f"(LLM not used: {response['fallback_reason']})")
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from graph import build_graph
+
+    app = build_graph()
+    response = app.invoke({"prompt": args.prompt, "user_id": args.user})["response"]
+    print(json.dumps(response, ensure_ascii=False, indent=2) if args.json else render(response))
+    return 0 if response["status"] == "completed" else 1
+
+
+def _cmd_todos(args: argparse.Namespace) -> int:
+    from graph.context import Context
+    from tools.todo_store import TodoStore
+
+    store = TodoStore(Context.from_env().home_path / "todos.sqlite")
+    todos = store.list(args.user)
+    print(json.dumps(todos, ensure_ascii=False, indent=2) if args.json else _format_output(todos))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `crane` command."""
+    parser = argparse.ArgumentParser(
+        prog="crane",
+        description="Turn a request into a validated plan of tool calls, run it and record it. "
+        "Offline by default; set OPENAI_API_KEY (and OPENAI_BASE_URL) to plan with an LLM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one request", description="Run one request.")
+    run.add_argument("prompt", help='the request, e.g. "what is 8%% of 50"')
+    run.add_argument("--json", action="store_true", help="print the response dict as JSON")
+    run.add_argument("--user", default="default", help="whose todos, history and cache to use")
+    run.set_defaults(func=_cmd_run)
+    todos = sub.add_parser("todos", help="list your todos", description="List your todos.")
+    todos.add_argument("--json", action="store_true", help="print JSON")
+    todos.add_argument("--user", default="default", help="whose todos to list")
+    todos.set_defaults(func=_cmd_todos)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `crane` command; return its exit code (non-zero for a failed run)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = make_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

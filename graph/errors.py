@@ -1,0 +1,69 @@
+"""Crane's exception hierarchy; every error carries structured attributes.
+
+```
+* AgentError
+  + CacheError               the plan cache could not be read or written
+  + PlanValidationError      a plan broke the plan schema or a tool's rules
+  + ModelUnavailableError    no chat model is configured for a tier
+  + ToolError                a tool refused its input or failed
+    x UnknownToolError       a plan named a tool the registry does not hold
+```
+
+Nodes never let these escape: they become `error`/`error_type` fields in state, and the run
+ends as a failed response.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error Crane raises on purpose."""
+
+
+class CacheError(AgentError):
+    """Raised when the plan cache cannot be read or written."""
+
+
+class PlanValidationError(AgentError):
+    """Raised when a plan breaks the plan schema or a tool's rules.
+
+    Attributes:
+        errors: one sentence per problem found.
+    """
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class ModelUnavailableError(AgentError):
+    """Raised when a chat model is needed for a tier that has none configured."""
+
+    def __init__(self, tier: str) -> None:
+        super().__init__(f"no chat model is configured for tier {tier!r}")
+        self.tier = tier
+
+
+class ToolError(AgentError):
+    """Raised by a tool that refuses its input or fails; the message is for people.
+
+    Attributes:
+        tool: the tool's registry name.
+        reason: a short machine-readable reason, e.g. ``division_by_zero``.
+    """
+
+    def __init__(self, tool: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.reason = reason
+
+
+class UnknownToolError(ToolError):
+    """Raised when a plan names a tool that the registry does not hold."""
+
+    def __init__(self, tool: str, known: list[str]) -> None:
+        super().__init__(
+            tool,
+            "unknown_tool",
+            f"unknown tool {tool!r}; known tools: {', '.join(sorted(known))}",
+        )

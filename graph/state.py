@@ -1,0 +1,117 @@
+"""Graph state: what a run starts with, what the nodes share, and what it returns."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from graph.plan import Plan
+
+Complexity = Literal["simple", "moderate", "complex"]
+PlanSource = Literal["cache", "llm", "pattern", "fallback"]
+ErrorType = Literal[
+    # raised by the LLM path, one edge policy each
+    "rate_limit",
+    "timeout",
+    "server_error",
+    "auth",
+    "invalid_output",
+    "other",
+    # the run's own outcome
+    "invalid_request",
+    "unsupported_request",
+    "validation_error",
+    "tool_error",
+]
+
+
+@dataclass(kw_only=True)
+class InputState:
+    """What a caller passes to `invoke`."""
+
+    prompt: Any = ""
+    """The request, in the person's own words. Typed `Any` because callers can pass anything;
+    `cache_lookup` turns non-text into a clear failed response instead of a crash."""
+
+    user_id: Any = "default"
+    """Whose todos, history and cache this run uses."""
+
+
+@dataclass(kw_only=True)
+class OutputState:
+    """What `invoke` returns."""
+
+    response: dict[str, Any] | None = None
+    """The run's result, a JSON-serializable dict (see the README's response contract)."""
+
+
+@dataclass(kw_only=True)
+class State(InputState, OutputState):
+    """Everything the nodes share during one run."""
+
+    run_id: str = ""
+    """A fresh UUID per run, written by `cache_lookup`."""
+
+    started_at: float = 0.0
+    """Wall-clock start of the run (seconds since the epoch), for `latency_ms`."""
+
+    request: str = ""
+    """The prompt after validation (stripped text); empty when the input was rejected."""
+
+    normalized: str = ""
+    """The request folded for exact matching (case, spacing, trailing punctuation)."""
+
+    features: dict[str, Any] = field(default_factory=dict)
+    """What `complexity_router` measured: word count, connectors, numbers, pattern coverage, ..."""
+
+    complexity: Complexity | None = None
+    """The router's verdict on the request."""
+
+    tier: str | None = None
+    """The model tier chosen for the LLM planner (`fast`, `smart`, `reasoning`)."""
+
+    route_reason: str = ""
+    """Why the router sent the request where it did, for people reading traces."""
+
+    plan: Plan | None = None
+    """The plan under validation or execution."""
+
+    plan_source: PlanSource | None = None
+    """Who made `plan`."""
+
+    validation_errors: list[str] = field(default_factory=list)
+    """What the validator found wrong with `plan`; empty when it is valid."""
+
+    llm_attempts: int = 0
+    """How many times the LLM planner has been called in this run."""
+
+    repairs: int = 0
+    """How many times an invalid LLM plan was sent back with the errors as feedback."""
+
+    llm_error: str | None = None
+    """The last LLM failure, as a sentence (kept when the fallback planner takes over)."""
+
+    model: str | None = None
+    """The model that produced the plan, when an LLM did."""
+
+    tokens: int = 0
+    """Tokens spent by the LLM in this run."""
+
+    cost_usd: float = 0.0
+    """What those tokens cost."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Per-step results written by the executor."""
+
+    answer: Any = None
+    """Output of the last step."""
+
+    error: str | None = None
+    """Why the run failed, as a sentence for a person."""
+
+    error_type: ErrorType | None = None
+    """The class of the failure; the LLM path's types select the edge taken after `llm_planner`."""
+
+    path: Annotated[list[str], operator.add] = field(default_factory=list)
+    """The nodes visited, in order; each node appends its own name."""

@@ -1,0 +1,1 @@
+"""The seven nodes of Crane's graph, one module and one function each."""

@@ -1,0 +1,60 @@
+"""First node: admit the request and look for a plan that already worked for it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from graph.cache import normalize
+from graph.db import STORAGE_ERRORS
+from graph.services import Services
+from graph.state import State
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 4000
+"""Longer requests are refused: no everyday request needs more, and it bounds every later step."""
+
+MAX_USER_ID_CHARS = 200
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def admission_error(prompt: Any, user_id: Any) -> str | None:
+    """Return why the input cannot be run, as a sentence, or None when it can."""
+    if not isinstance(prompt, str):
+        return f"The request must be text, not {type(prompt).__name__}."
+    if not prompt.strip():
+        return "The request is empty. Try e.g. 'what is 8% of 50' or 'add a todo to call mom'."
+    if len(prompt) > MAX_PROMPT_CHARS:
+        return f"The request is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}."
+    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > MAX_USER_ID_CHARS:
+        return f"user_id must be a non-empty string of at most {MAX_USER_ID_CHARS} characters."
+    return None
+
+
+def cache_lookup(state: State, *, services: Services) -> dict[str, Any]:
+    """Admit the request, then reuse the plan of an earlier successful run of the same request."""
+    update: dict[str, Any] = {
+        "run_id": str(uuid.uuid4()),
+        "started_at": time.time(),
+        "path": ["cache_lookup"],
+    }
+    problem = admission_error(state.prompt, state.user_id)
+    if problem:
+        return update | {"error": problem, "error_type": "invalid_request"}
+    request = _CONTROL.sub("", state.prompt).strip()
+    update |= {"request": request, "normalized": normalize(request)}
+    if not services.context.cache_enabled:
+        return update
+    try:
+        hit = services.cache.lookup(state.user_id, services.signature, update["normalized"])
+    except STORAGE_ERRORS as exc:  # a broken cache is a miss, never a failed run
+        logger.warning("plan cache lookup failed: %s", exc)
+        return update
+    if hit is None:
+        return update
+    return update | {"plan": hit.plan, "plan_source": "cache", "route_reason": f"{hit.level} cache hit"}

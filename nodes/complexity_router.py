@@ -1,0 +1,68 @@
+"""Score the request's complexity from recorded features and pick the planner and model tier."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from graph.models import COMPLEXITY_TIER
+from graph.pattern_planner import plan_request
+from graph.services import Services
+from graph.state import Complexity, State
+
+_CONNECTORS = re.compile(r"\b(?:and then|then|after that|afterwards|also|next|finally)\b|[;]")
+_CONDITIONALS = re.compile(r"\b(?:if|unless|when|whenever|otherwise|else|only if|in case)\b")
+_QUANTIFIERS = re.compile(r"\b(?:all|every|each|any|none|both|everything)\b")
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def measure(request: str) -> dict[str, Any]:
+    """Return the features the complexity score is computed from."""
+    lowered = request.lower()
+    pattern = plan_request(request)
+    return {
+        "words": len(request.split()),
+        "connectors": len(_CONNECTORS.findall(lowered)),
+        "conditionals": len(_CONDITIONALS.findall(lowered)),
+        "quantifiers": len(_QUANTIFIERS.findall(lowered)),
+        "numbers": len(_NUMBERS.findall(request)),
+        "pattern_steps": len(pattern.plan.steps) if pattern.plan else 0,
+        "pattern_confident": pattern.confident,
+    }
+
+
+def score(features: dict[str, Any]) -> Complexity:
+    """Classify a request: conditionals, long chains or long text make it complex."""
+    if (
+        features["conditionals"]
+        or features["quantifiers"]
+        or features["connectors"] >= 2
+        or features["words"] > 40
+    ):
+        return "complex"
+    if features["connectors"] or features["words"] > 12 or features["numbers"] > 3:
+        return "moderate"
+    return "simple"
+
+
+def complexity_router(state: State, *, services: Services) -> dict[str, Any]:
+    """Record features, complexity, tier (None: the rule planner) and the reason for the choice."""
+    features = measure(state.request)
+    complexity = score(features)
+    tier: str | None = COMPLEXITY_TIER[complexity]
+    if not services.models:
+        tier, reason = None, "no LLM configured (OPENAI_API_KEY unset): rule-based planner"
+    elif tier not in services.models:
+        tier = next(iter(services.models))
+        reason = f"{complexity} request; its tier has no model, using {tier}"
+    elif services.context.pattern_first and complexity == "simple" and features["pattern_confident"]:
+        tier, reason = None, "simple request the rule-based planner fully understands"
+    else:
+        reason = f"{complexity} request: {tier} tier"
+    return {
+        "features": features,
+        "complexity": complexity,
+        "tier": tier,
+        "route_reason": reason,
+        "path": ["complexity_router"],
+    }

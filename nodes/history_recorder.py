@@ -1,0 +1,90 @@
+"""Last node: assemble the response, record the run, and keep or evict its plan in the cache."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from graph.db import STORAGE_ERRORS
+from graph.services import Services
+from graph.state import State
+
+logger = logging.getLogger(__name__)
+
+
+def build_response(state: State, latency_ms: float) -> dict[str, Any]:
+    """Return the run's response dict (the public contract)."""
+    completed = state.error is None and state.plan is not None and bool(state.steps)
+    completed = completed and all(step["ok"] for step in state.steps)
+    error = state.error
+    if error is None and state.validation_errors:
+        error = "The plan could not be used: " + "; ".join(state.validation_errors)
+    error_type = state.error_type or ("validation_error" if state.validation_errors else "other")
+    return {
+        "run_id": state.run_id,
+        "status": "completed" if completed else "failed",
+        "answer": state.answer if completed else None,
+        "plan_source": state.plan_source,
+        "plan": state.plan.model_dump() if state.plan is not None else None,
+        "steps": state.steps,
+        "error": None if completed else (error or "The run failed for an unknown reason."),
+        "error_type": None if completed else error_type,
+        "model": state.model if state.plan_source in ("llm", "cache") else None,
+        "complexity": state.complexity,
+        "tokens": state.tokens,
+        "cost_usd": state.cost_usd,
+        "latency_ms": round(latency_ms, 3),
+        "fallback_reason": state.llm_error if state.plan_source == "fallback" else None,
+    }
+
+
+def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
+    """Return the history record of a run."""
+    return {
+        "run_id": state.run_id,
+        "user_id": state.user_id if isinstance(state.user_id, str) else repr(state.user_id),
+        "created_at": state.started_at,
+        "prompt": state.prompt if isinstance(state.prompt, str) else repr(state.prompt)[:1000],
+        "status": response["status"],
+        "plan_source": state.plan_source,
+        "plan": response["plan"],
+        "steps": state.steps,
+        "answer": response["answer"],
+        "error": response["error"],
+        # kept for completed fallback runs too: metrics count why the LLM path failed
+        "error_type": state.error_type,
+        "complexity": state.complexity,
+        "tier": state.tier,
+        "model": state.model,
+        "tokens": state.tokens,
+        "cost_usd": state.cost_usd,
+        "latency_ms": response["latency_ms"],
+        "llm_attempts": state.llm_attempts,
+        "path": [*state.path, "history_recorder"],
+    }
+
+
+def history_recorder(state: State, *, services: Services) -> dict[str, Any]:
+    """Write the response and history row; cache a plan that validated and executed."""
+    response = build_response(state, (time.time() - state.started_at) * 1000)
+    # A broken store costs a log line, never the person's answer.
+    try:
+        services.history.record(history_row(state, response))
+    except STORAGE_ERRORS as exc:
+        logger.error("could not record run %s in history: %s", state.run_id, exc)
+    try:
+        _update_cache(state, services, completed=response["status"] == "completed")
+    except STORAGE_ERRORS as exc:
+        logger.error("could not update the plan cache for run %s: %s", state.run_id, exc)
+    return {"response": response, "path": ["history_recorder"]}
+
+
+def _update_cache(state: State, services: Services, *, completed: bool) -> None:
+    if not services.context.cache_enabled or state.plan is None or not state.normalized:
+        return
+    key = (state.user_id, services.signature, state.normalized)
+    if completed and state.plan_source != "cache":
+        services.cache.store(*key, state.plan, state.run_id)
+    elif not completed and state.plan_source == "cache":
+        services.cache.evict(*key)

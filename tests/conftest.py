@@ -1,0 +1,25 @@
+"""Shared fixtures: every test runs offline, with its own data directory and no tracing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep tests off the network and out of ~/.crane, whatever the caller's environment holds."""
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
+        monkeypatch.setenv(var, "false")
+    for var in ("CRANE_MODEL_FAST", "CRANE_MODEL_SMART", "CRANE_MODEL_REASONING", "CRANE_LLM_TIMEOUT_S",
+                "CRANE_EMBEDDINGS", "CRANE_PATTERN_FIRST", "CRANE_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CRANE_HOME", str(tmp_path / "crane-home"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

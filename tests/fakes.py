@@ -1,0 +1,73 @@
+"""Test doubles: a chat model that replays scripted replies or raises scripted errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import openai
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from pydantic import Field
+
+
+def plan_message(plan: dict[str, Any], tokens: int = 50) -> AIMessage:
+    """Return the reply of a tool-calling model that emits `plan` as a `Plan` tool call."""
+    return AIMessage(
+        content="",
+        tool_calls=[{"name": "Plan", "args": plan, "id": "call_1", "type": "tool_call"}],
+        usage_metadata={"input_tokens": tokens - 10, "output_tokens": 10, "total_tokens": tokens},
+    )
+
+
+class FakeChatModel(GenericFakeChatModel):
+    """A `GenericFakeChatModel` that binds tools (as itself) and raises scripted exceptions.
+
+    `messages` is an iterator of replies: a message is returned, an exception is raised.
+    Every prompt the model receives is kept in `prompts`.
+    """
+
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+    model_name: str = "fake-model"
+    disable_streaming: bool = True
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        self.prompts.append(list(messages))
+        item = next(self.messages)
+        if isinstance(item, BaseException):
+            raise item
+        message = AIMessage(content=item) if isinstance(item, str) else item
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def fake_model(*replies: Any) -> FakeChatModel:
+    """Return a fake chat model that answers with `replies` in order."""
+    return FakeChatModel(messages=iter(replies))
+
+
+_REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+
+
+def openai_error(kind: str) -> BaseException:
+    """Return the exception the openai SDK raises for `kind` of failure."""
+
+    def response(status: int) -> httpx.Response:
+        return httpx.Response(status, request=_REQUEST)
+
+    errors: dict[str, BaseException] = {
+        "rate_limit": openai.RateLimitError("Rate limit reached", response=response(429), body=None),
+        "timeout": openai.APITimeoutError(request=_REQUEST),
+        "server_error": openai.InternalServerError("Internal error", response=response(500), body=None),
+        "connection": openai.APIConnectionError(request=_REQUEST),
+        "auth": openai.AuthenticationError("Incorrect API key", response=response(401), body=None),
+        "forbidden": openai.PermissionDeniedError("Forbidden", response=response(403), body=None),
+        "bad_request": openai.BadRequestError("Bad request", response=response(400), body=None),
+    }
+    return errors[kind]

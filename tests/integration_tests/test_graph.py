@@ -1,0 +1,289 @@
+"""The whole graph, offline and with fake chat models."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph import build_graph
+from graph.state import State
+from tests.fakes import fake_model, openai_error, plan_message
+
+
+def calc_plan(expression: str) -> dict[str, Any]:
+    return {
+        "steps": [{"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": expression}, "reasoning": "compute"}],
+        "final_goal": "compute",
+    }
+
+
+def run(app: Any, prompt: Any, **extra: Any) -> dict[str, Any]:
+    response: dict[str, Any] = app.invoke({"prompt": prompt, **extra})["response"]
+    json.dumps(response)  # the contract: JSON-serializable
+    return response
+
+
+def visited(app: Any, prompt: str) -> list[str]:
+    """Return the nodes a run went through, from the `updates` stream."""
+    return [node for chunk in app.stream({"prompt": prompt}, stream_mode="updates") for node in chunk]
+
+
+RESPONSE_KEYS = {"run_id", "status", "answer", "plan_source", "plan", "steps", "error", "error_type",
+                 "model", "complexity", "tokens", "cost_usd", "latency_ms"}
+
+
+# --- offline default -------------------------------------------------------------------------
+
+
+def test_offline_average() -> None:
+    r = run(build_graph(), "what is the average of 12, 30 and 48")
+    assert RESPONSE_KEYS <= set(r)
+    assert r["status"] == "completed", r["error"]
+    assert r["answer"] == 30
+    assert r["plan_source"] == "pattern"
+    assert r["model"] is None and r["tokens"] == 0
+    assert r["steps"][0]["tool_name"] == "calculator" and r["steps"][0]["ok"]
+
+
+def test_offline_todo_chain() -> None:
+    r = run(build_graph(), "add a todo to call the plumber and then show me my tasks")
+    assert r["status"] == "completed", r["error"]
+    assert [s["tool_name"] for s in r["steps"]] == ["todo_store", "todo_store"]
+    assert r["steps"][0]["output"]["text"] == "call the plumber"
+    assert [t["text"] for t in r["answer"]["todos"]] == ["call the plumber"]
+
+
+def test_offline_add_then_complete_resolves_step_reference() -> None:
+    r = run(build_graph(), "add buy eggs to my list, then mark it done")
+    assert r["status"] == "completed", r["error"]
+    added, completed = (s["output"] for s in r["steps"])
+    assert r["steps"][1]["tool_input"]["todo_id"] == added["id"]
+    assert completed["id"] == added["id"] and completed["completed"] is True
+
+
+def test_unsupported_request_fails_with_help() -> None:
+    r = run(build_graph(), "compose a sonnet about autumn")
+    assert r["status"] == "failed"
+    assert r["error_type"] == "unsupported_request"
+    assert "OPENAI_API_KEY" in r["error"]
+    assert r["plan"] is None and r["steps"] == []
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["", "   ", None, 123, ["a"], {"x": 1}, "x" * 1_000_000, "\x00\x01", "__import__('os').system('id')",
+     "'; DROP TABLE todos; --", "🦜🦜🦜", "what is 9**9**9**9", "what is 1/0"],
+)
+def test_no_input_makes_invoke_raise(prompt: Any) -> None:
+    r = run(build_graph(), prompt)
+    assert r["status"] in ("completed", "failed")
+    if r["status"] == "failed":
+        assert r["error"] and r["error_type"]
+
+
+def test_bad_user_id_is_a_failed_run() -> None:
+    r = run(build_graph(), "what is 2+2", user_id=None)
+    assert r["status"] == "failed" and r["error_type"] == "invalid_request"
+
+
+def test_division_by_zero_is_a_tool_error() -> None:
+    r = run(build_graph(), "what is 1/0")
+    assert r["status"] == "failed" and r["error_type"] == "tool_error"
+    assert "zero" in r["error"].lower()
+    assert r["steps"][0]["ok"] is False
+
+
+def test_todos_are_per_user() -> None:
+    app = build_graph()
+    run(app, "add a todo to feed the cat", user_id="alice")
+    bob = run(app, "show me my tasks", user_id="bob")
+    assert bob["status"] == "completed" and bob["answer"] == {"todos": []}
+
+
+def test_two_runtimes_with_different_homes_are_independent(tmp_path: Path) -> None:
+    a, b = build_graph(home=str(tmp_path / "a")), build_graph(home=str(tmp_path / "b"))
+    run(a, "add a todo to water the ferns")
+    assert run(b, "show me my tasks")["answer"] == {"todos": []}
+    assert len(run(a, "show me my tasks")["answer"]["todos"]) == 1
+
+
+def test_history_records_every_run(tmp_path: Path) -> None:
+    app = build_graph(home=str(tmp_path))
+    ok, bad = run(app, "what is 6 times 7"), run(app, "")
+    with sqlite3.connect(tmp_path / "history.sqlite") as conn:
+        rows = dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
+    conn.close()
+    assert rows == {ok["run_id"]: "completed", bad["run_id"]: "failed"}
+
+
+# --- plan cache --------------------------------------------------------------------------------
+
+
+def test_second_identical_request_uses_the_cached_plan() -> None:
+    app = build_graph()
+    first, second = run(app, "what is 8% of 50"), run(app, "what is 8% of 50 ")
+    assert first["plan_source"] == "pattern" and second["plan_source"] == "cache"
+    assert second["answer"] == first["answer"] == 4
+    assert run(app, "what is 8% of 50", user_id="other")["plan_source"] == "pattern"
+
+
+def test_cache_never_serves_another_requests_literals() -> None:
+    app = build_graph()
+    run(app, "what is 15% of 200")
+    other = run(app, "what is 15% of 300")
+    assert other["plan_source"] == "pattern" and other["answer"] == 45
+
+
+def test_failed_runs_are_not_cached() -> None:
+    app = build_graph()
+    run(app, "what is 1/0")
+    assert run(app, "what is 1/0")["plan_source"] == "pattern"
+
+
+def test_stale_cached_plan_is_evicted_and_replanned(tmp_path: Path) -> None:
+    app = build_graph(home=str(tmp_path))
+    run(app, "what is 6 times 7")
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:  # a tool was renamed since
+        conn.execute("UPDATE plans SET plan = replace(plan, 'calculator', 'abacus')")
+    conn.close()
+    nodes = visited(app, "what is 6 times 7")
+    assert nodes == ["cache_lookup", "validator", "complexity_router", "pattern_fallback", "validator", "executor", "history_recorder"]
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
+        plan = conn.execute("SELECT plan FROM plans").fetchone()[0]
+    conn.close()
+    assert "abacus" not in plan
+
+
+def test_corrupt_cache_entry_is_a_miss(tmp_path: Path) -> None:
+    app = build_graph(home=str(tmp_path))
+    run(app, "what is 6 times 7")
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
+        conn.execute("UPDATE plans SET plan = '{not json'")
+    conn.close()
+    r = run(app, "what is 6 times 7")
+    assert r["status"] == "completed" and r["answer"] == 42 and r["plan_source"] == "pattern"
+
+
+# --- with a (fake) LLM -------------------------------------------------------------------------
+
+
+def llm_app(*replies: Any, **settings: Any) -> Any:
+    model = fake_model(*replies)
+    app = build_graph(chat_model=model, pattern_first=False, **settings)
+    app.fake = model  # type: ignore[attr-defined]
+    return app
+
+
+def test_llm_valid_plan() -> None:
+    app = llm_app(plan_message(calc_plan("17 * 3"), tokens=120))
+    r = run(app, "multiply seventeen by three, please")
+    assert r["status"] == "completed" and r["answer"] == 51
+    assert r["plan_source"] == "llm" and r["model"] == "fake-model" and r["tokens"] == 120
+
+
+def test_llm_prompt_carries_tool_specs_and_examples() -> None:
+    app = llm_app(plan_message(calc_plan("1+1")))
+    run(app, "one plus one")
+    system = app.fake.prompts[0][0].content
+    assert "calculator" in system and "todo_store" in system and "{{step_1.id}}" in system
+    assert "Request: what is 15% of 80" in system
+
+
+def test_llm_invalid_plan_is_repaired_with_feedback() -> None:
+    bad = calc_plan("1+1") | {"steps": [{"step_number": 1, "tool_name": "abacus", "tool_input": {}, "reasoning": ""}]}
+    app = llm_app(plan_message(bad), plan_message(calc_plan("2 + 2")))
+    r = run(app, "two plus two")
+    assert r["status"] == "completed" and r["answer"] == 4 and r["plan_source"] == "llm"
+    feedback = app.fake.prompts[1][-1].content
+    assert "unknown tool 'abacus'" in feedback
+
+
+def test_llm_invalid_twice_falls_back_to_rules(tmp_path: Path) -> None:
+    bad = calc_plan("2 +* 2")
+    app = llm_app(plan_message(bad), plan_message(bad))
+    nodes = [n for chunk in app.stream({"prompt": "what is 2 plus 2"}, stream_mode="updates") for n in chunk]
+    assert nodes == ["cache_lookup", "complexity_router", "llm_planner", "validator", "llm_planner",
+                     "validator", "pattern_fallback", "validator", "executor", "history_recorder"]
+    r = run(llm_app(plan_message(bad), plan_message(bad), home=str(tmp_path)), "what is 2 plus 2")
+    assert r["status"] == "completed" and r["answer"] == 4 and r["plan_source"] == "fallback"
+
+
+def test_llm_garbage_output_is_repaired_once_then_falls_back() -> None:
+    app = llm_app("I think the answer is 4", "still not a plan")
+    r = run(app, "what is 2 plus 2")
+    assert r["plan_source"] == "fallback" and r["answer"] == 4
+    assert "not a valid plan" in r["fallback_reason"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [("rate_limit", "rate_limit"), ("timeout", "timeout"), ("server_error", "server_error"),
+     ("connection", "server_error"), ("auth", "auth"), ("forbidden", "auth"), ("bad_request", "other")],
+)
+def test_each_llm_error_type_falls_back(kind: str, error_type: str) -> None:
+    app = llm_app(openai_error(kind))
+    r = run(app, "what is 9 times 6")
+    assert r["status"] == "completed" and r["answer"] == 54 and r["plan_source"] == "fallback"
+    assert r["fallback_reason"]
+    app = llm_app(openai_error(kind))
+    failed = run(app, "compose a sonnet about autumn")
+    assert failed["status"] == "failed" and failed["error_type"] == error_type
+    assert "language model" in failed["error"] and "OPENAI_API_KEY" in failed["error"]
+
+
+def test_llm_step_reference_add_then_complete() -> None:
+    plan = {
+        "steps": [
+            {"step_number": 1, "tool_name": "todo_store", "tool_input": {"action": "add", "text": "pay rent", "todo_id": None}, "reasoning": ""},
+            {"step_number": 2, "tool_name": "todo_store", "tool_input": {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}, "reasoning": ""},
+        ],
+        "final_goal": "add and complete",
+    }
+    r = run(llm_app(plan_message(plan)), "note that I need to pay rent and tick it off")
+    assert r["status"] == "completed"
+    assert r["answer"]["text"] == "pay rent" and r["answer"]["completed"] is True
+
+
+def test_llm_reference_to_missing_field_fails_the_step() -> None:
+    plan = calc_plan("1+1")
+    plan["steps"].append({"step_number": 2, "tool_name": "todo_store", "tool_input": {"action": "get", "text": None, "todo_id": "{{step_1.id}}"}, "reasoning": ""})
+    r = run(llm_app(plan_message(plan)), "something odd")
+    assert r["status"] == "failed" and r["error_type"] == "tool_error"
+    assert r["steps"][0]["ok"] and not r["steps"][1]["ok"]
+    assert "step 1" in r["steps"][1]["error"]
+
+
+def test_llm_cannot_reach_another_users_todos() -> None:
+    plan = {"steps": [{"step_number": 1, "tool_name": "todo_store", "tool_input": {"action": "list", "text": None, "todo_id": None, "user_id": "alice"}, "reasoning": ""}], "final_goal": "x"}
+    app = llm_app(*[plan_message(plan) for _ in range(4)])
+    run(app, "add a todo to alice secret", user_id="alice")
+    r = run(app, "list alice's todos please", user_id="mallory")
+    assert r["plan_source"] == "fallback" or r["status"] == "failed"
+    assert "alice secret" not in json.dumps(r)
+
+
+def test_pattern_first_skips_the_llm_for_simple_requests() -> None:
+    model = fake_model()  # any call would raise StopIteration -> "other" error
+    app = build_graph(chat_model=model)
+    r = run(app, "what is 8% of 50")
+    assert r["plan_source"] == "pattern" and r["answer"] == 4 and model.prompts == []
+
+
+# --- async ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_ainvoke_and_astream() -> None:
+    app = build_graph()
+    out = await app.ainvoke({"prompt": "what is 6 times 7"})
+    assert out["response"]["answer"] == 42
+    nodes = [n async for chunk in app.astream({"prompt": "double 21"}, stream_mode="updates") for n in chunk]
+    assert nodes[0] == "cache_lookup" and nodes[-1] == "history_recorder"
+
+
+def test_state_defaults_are_a_valid_input() -> None:
+    assert State().prompt == "" and State().user_id == "default"

@@ -1,0 +1,534 @@
+"""Tests for the offline rule-based planner: phrasings, chains, refusals, confidence, hostile input."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from graph.pattern_planner import (
+    CAPABILITIES,
+    MAX_PROMPT_CHARS,
+    PLANNER_VERSION,
+    PatternResult,
+    plan_request,
+)
+from graph.plan import STEP_REFERENCE, Plan
+from tools.calculator import evaluate, parse_expression
+
+Step = tuple[str, Any]
+
+
+def calc(value: float) -> Step:
+    """A calculator step, identified by the answer its expression evaluates to."""
+    return ("calculator", value)
+
+
+def todo(action: str, text: str | None = None, todo_id: str | None = None) -> Step:
+    return ("todo_store", {"action": action, "text": text, "todo_id": todo_id})
+
+
+def run(plan: Plan) -> list[Step]:
+    """Evaluate calculator steps (substituting earlier results); keep todo inputs as they are."""
+    results: dict[int, int | float] = {}
+    steps: list[Step] = []
+    for step in plan.steps:
+        if step.tool_name == "calculator":
+            assert set(step.tool_input) == {"expression"}
+            expression = step.tool_input["expression"]
+            for number, field in {(int(m[1]), m[2]) for m in STEP_REFERENCE.finditer(expression)}:
+                assert field == "result" and number in results, expression
+            value = evaluate(STEP_REFERENCE.sub(lambda m: f"({results[int(m[1])]})", expression))
+            results[step.step_number] = value
+            steps.append(("calculator", value))
+        else:
+            assert step.tool_name == "todo_store"
+            assert set(step.tool_input) == {"action", "text", "todo_id"}
+            steps.append(("todo_store", step.tool_input))
+    return steps
+
+
+def assert_plan(result: PatternResult, expected: list[Step]) -> None:
+    assert result.plan is not None, result.reason
+    assert result.reason is None
+    plan = result.plan
+    assert [s.step_number for s in plan.steps] == list(range(1, len(plan.steps) + 1))
+    assert all(s.reasoning.endswith(".") for s in plan.steps)
+    assert plan.final_goal.endswith(".") and plan.final_goal[0].isupper()
+    got = run(plan)
+    assert [kind for kind, _ in got] == [kind for kind, _ in expected], plan
+    for (kind, value), (_, want) in zip(got, expected, strict=True):
+        if kind == "calculator":
+            assert value == pytest.approx(want), plan
+        else:
+            assert value == want, plan
+
+
+CASES: list[tuple[str, list[Step]]] = [
+    # Percentages.
+    ("8% of 50", [calc(4)]),
+    ("what's 15 percent of 200", [calc(30)]),
+    ("What is 15 per cent of 200?", [calc(30)]),
+    ("raise 80 by 10 percent", [calc(88)]),
+    ("increase 80 by 10%", [calc(88)]),
+    ("80 increased by 10%", [calc(88)]),
+    ("decrease 200 by 25%", [calc(150)]),
+    ("reduce 200 by 25%", [calc(150)]),
+    ("lower 200 by 25 percent", [calc(150)]),
+    ("15% off 80", [calc(68)]),
+    ("80 + 10%", [calc(88)]),
+    ("add 10% to 80", [calc(88)]),
+    ("what percent is 30 of 120", [calc(25)]),
+    ("what percentage of 120 is 30", [calc(25)]),
+    ("30 is what percent of 120", [calc(25)]),
+    ("8% * 50", [calc(4)]),
+    # Operator words.
+    ("9 times 6", [calc(54)]),
+    ("9 multiplied by 6", [calc(54)]),
+    ("9 x 6", [calc(54)]),
+    ("60 divided by 4", [calc(15)]),
+    ("divide 60 by 4", [calc(15)]),
+    ("take 5 away from 12", [calc(7)]),
+    ("subtract 5 from 12", [calc(7)]),
+    ("12 minus 5", [calc(7)]),
+    ("5 plus 7", [calc(12)]),
+    ("add 3 and 4", [calc(7)]),
+    ("add 3 to 4", [calc(7)]),
+    ("the sum of 3 and 4", [calc(7)]),
+    ("multiply 6 by 7", [calc(42)]),
+    ("product of 3, 4 and 5", [calc(60)]),
+    ("difference between 10 and 4", [calc(6)]),
+    ("the difference between 4 and 10", [calc(6)]),
+    ("10 mod 3", [calc(1)]),
+    ("10 % 3", [calc(1)]),
+    ("remainder of 10 divided by 3", [calc(1)]),
+    ("5 less than 12", [calc(7)]),
+    ("what is 5 more than 10", [calc(15)]),
+    # Lists.
+    ("average of 12, 30 and 48", [calc(30)]),
+    ("what's the average of 12, 30, and 48?", [calc(30)]),
+    ("mean of 2, 4 and 9", [calc(5)]),
+    ("the median of 3, 1 and 2", [calc(2)]),
+    ("add up 1, 2, 3 and 4", [calc(10)]),
+    ("total of 5, 10 and 15", [calc(30)]),
+    ("max of 3, 9 and 4", [calc(9)]),
+    ("average of 1,000, 2,000 and 3,000", [calc(2000)]),
+    # Powers and roots.
+    ("2 to the power of 10", [calc(1024)]),
+    ("2 raised to 10", [calc(1024)]),
+    ("raise 2 to the power of 10", [calc(1024)]),
+    ("2 to the 10th power", [calc(1024)]),
+    ("5 squared", [calc(25)]),
+    ("3 cubed", [calc(27)]),
+    ("what's the square of 12", [calc(144)]),
+    ("square 9", [calc(81)]),
+    ("square root of 144", [calc(12)]),
+    ("sqrt 2", [calc(2**0.5)]),
+    ("√16", [calc(4)]),
+    ("cube root of 27", [calc(3)]),
+    ("4th root of 16", [calc(2)]),
+    # Halves and multiples.
+    ("half of 90", [calc(45)]),
+    ("halve 90", [calc(45)]),
+    ("double 21", [calc(42)]),
+    ("triple 7", [calc(21)]),
+    ("quadruple 5", [calc(20)]),
+    ("twice 8", [calc(16)]),
+    ("a third of 90", [calc(30)]),
+    ("three quarters of 80", [calc(60)]),
+    ("two thirds of 90", [calc(60)]),
+    # Bare expressions and question forms.
+    ("2+2", [calc(4)]),
+    ("(3 + 4) * 5", [calc(35)]),
+    ("what is 7*6?", [calc(42)]),
+    ("calculate 2^8", [calc(256)]),
+    ("compute 100/7", [calc(100 / 7)]),
+    ("12 / 4 = ?", [calc(3)]),
+    ("how much is 9 times 6", [calc(54)]),
+    ("what does 5 plus 3 equal", [calc(8)]),
+    ("tell me what 5 plus 3 is", [calc(8)]),
+    ("hey, what's (2+3)*4?", [calc(20)]),
+    ("calculate 2 + 2 for me", [calc(4)]),
+    ("3 × 4 ÷ 2", [calc(6)]),
+    # Number words, negatives, decimals, thousands.
+    ("nine times six", [calc(54)]),
+    ("twenty-five percent of eighty", [calc(20)]),
+    ("a hundred divided by four", [calc(25)]),
+    ("what is one million", [calc(1_000_000)]),
+    ("one million divided by four", [calc(250_000)]),
+    ("one hundred and five plus 2", [calc(107)]),
+    ("three point five times two", [calc(7)]),
+    ("minus 3 plus 5", [calc(2)]),
+    ("negative 3 times 4", [calc(-12)]),
+    ("what is 3.5 times 2", [calc(7)]),
+    ("1,000 plus 1", [calc(1001)]),
+    # Functions.
+    ("factorial of 5", [calc(120)]),
+    ("5!", [calc(120)]),
+    ("what is 5!?", [calc(120)]),
+    ("5 factorial", [calc(120)]),
+    ("absolute value of -5", [calc(5)]),
+    ("round 3.7", [calc(4)]),
+    ("round 3.14159 to 2 decimal places", [calc(3.14)]),
+    ("what is 1/3 of 90", [calc(30)]),
+    ("what is -5 squared", [calc(25)]),
+    ("minus 5 squared", [calc(25)]),
+    ("10 minus 5 squared", [calc(-15)]),
+    ("show me the average of 3 and 4", [calc(3.5)]),
+    ("take 5 from 12", [calc(7)]),
+    # Adding todos.
+    ("add a todo to call the dentist", [todo("add", "call the dentist")]),
+    ("add 'buy milk' to my todo list", [todo("add", "buy milk")]),
+    ('Add "Call Bob" to my to-do list.', [todo("add", "Call Bob")]),
+    ("remind me to renew my passport", [todo("add", "renew my passport")]),
+    ("Remind me to call Mom at 5pm", [todo("add", "call Mom at 5pm")]),
+    ("remind me about the meeting", [todo("add", "the meeting")]),
+    ("put pick up laundry on my list", [todo("add", "pick up laundry")]),
+    ("new task: file taxes", [todo("add", "file taxes")]),
+    ("todo: water plants", [todo("add", "water plants")]),
+    ("add a task: buy stamps", [todo("add", "buy stamps")]),
+    ("create a todo called buy stamps", [todo("add", "buy stamps")]),
+    ("add call grandma as a task", [todo("add", "call grandma")]),
+    ("note to self: buy stamps", [todo("add", "buy stamps")]),
+    ("add 5 apples to my list", [todo("add", "5 apples")]),
+    ("add milk to my shopping list", [todo("add", "milk")]),
+    ("note: buy eggs", [todo("add", "buy eggs")]),
+    ("I've got to pay the rent", [todo("add", "pay the rent")]),
+    ("I need to book flights", [todo("add", "book flights")]),
+    ("I have to water the plants", [todo("add", "water the plants")]),
+    ("don't let me forget to call mom", [todo("add", "call mom")]),
+    ("don't forget to feed the cat", [todo("add", "feed the cat")]),
+    ("remind me to buy bread and milk", [todo("add", "buy bread and milk")]),
+    ("remind me to buy 🍕 and 🍺", [todo("add", "buy 🍕 and 🍺")]),
+    ("Hey Crane, can you add 'Buy Milk' to my todo list please?", [todo("add", "Buy Milk")]),
+    # Listing.
+    ("what do I have to do?", [todo("list")]),
+    ("what do I need to do today", [todo("list")]),
+    ("show me my tasks", [todo("list")]),
+    ("list my todos", [todo("list")]),
+    ("what's on my list", [todo("list")]),
+    ("show my todo list", [todo("list")]),
+    ("what are my tasks", [todo("list")]),
+    ("what tasks do I have?", [todo("list")]),
+    ("do I have any todos?", [todo("list")]),
+    ("display my to-do list", [todo("list")]),
+    ("Crane, please list my todos. Thanks!", [todo("list")]),
+    ("my todos", [todo("list")]),
+    ("show me what I have to do", [todo("list")]),
+    ("whats next on my list", [todo("list")]),
+    ("what's on my to do list", [todo("list")]),
+    # Completing.
+    ("I finished buying milk", [todo("complete", "buying milk")]),
+    ("mark the dentist todo as done", [todo("complete", "dentist")]),
+    ("complete todo 3", [todo("complete", todo_id="3")]),
+    ("complete todo three", [todo("complete", todo_id="3")]),
+    ("mark todo 3 as complete", [todo("complete", todo_id="3")]),
+    ("check off call mom", [todo("complete", "call mom")]),
+    ("cross call mom off my list", [todo("complete", "call mom")]),
+    ("tick todo 2 off", [todo("complete", todo_id="2")]),
+    ("done with laundry", [todo("complete", "laundry")]),
+    ("I've done the taxes", [todo("complete", "taxes")]),
+    ("the laundry is done", [todo("complete", "laundry")]),
+    ("finish task 4", [todo("complete", todo_id="4")]),
+    ("complete the buy milk todo", [todo("complete", "buy milk")]),
+    # Deleting.
+    ("get rid of the laundry todo", [todo("delete", "laundry")]),
+    ("delete task 2", [todo("delete", todo_id="2")]),
+    ("remove buy milk from my list", [todo("delete", "buy milk")]),
+    ("cancel the dentist appointment todo", [todo("delete", "dentist appointment")]),
+    ("erase todo #4", [todo("delete", todo_id="4")]),
+    ("remove todo number 2", [todo("delete", todo_id="2")]),
+    ("forget the dentist todo", [todo("delete", "dentist")]),
+    ("take 5 off my list", [todo("delete", todo_id="5")]),
+    # Showing one.
+    ("show todo 2", [todo("get", todo_id="2")]),
+    ("what is todo 2", [todo("get", todo_id="2")]),
+    ("show the dentist todo", [todo("get", "dentist")]),
+    # Chains.
+    (
+        "add a todo to call the plumber and then show me my tasks",
+        [todo("add", "call the plumber"), todo("list")],
+    ),
+    (
+        "add buy eggs to my list, then mark it done",
+        [todo("add", "buy eggs"), todo("complete", todo_id="{{step_1.id}}")],
+    ),
+    (
+        "add buy eggs to my list and mark it as done",
+        [todo("add", "buy eggs"), todo("complete", todo_id="{{step_1.id}}")],
+    ),
+    ("what is 8% of 50 and then double it", [calc(4), calc(8)]),
+    ("square root of 144, then double it", [calc(12), calc(24)]),
+    ("compute 5 squared and then half of that", [calc(25), calc(12.5)]),
+    ("what is 3 + 4 then multiply it by 10", [calc(7), calc(70)]),
+    ("what is 3 + 4 and then add 10 to it", [calc(7), calc(17)]),
+    ("what's 5 plus 3, then divide by 2", [calc(8), calc(4)]),
+    ("what is 10 divided by 4 then square it", [calc(2.5), calc(6.25)]),
+    ("add a todo to call mom; show my list", [todo("add", "call mom"), todo("list")]),
+    ("remind me to call mom and show me my list", [todo("add", "call mom"), todo("list")]),
+    ("remind me to call mom. Then show my list", [todo("add", "call mom"), todo("list")]),
+    ("what's 5 plus 3 and add a todo to call mom", [calc(8), todo("add", "call mom")]),
+    ("what's 2 plus 2, also remind me to buy eggs", [calc(4), todo("add", "buy eggs")]),
+    ("what's 12 times 3 after that show my tasks", [calc(36), todo("list")]),
+    (
+        "remind me to call mom, then show me my tasks, then mark it done",
+        [todo("add", "call mom"), todo("list"), todo("complete", todo_id="{{step_1.id}}")],
+    ),
+    (
+        "add a todo to pay rent and then delete it",
+        [todo("add", "pay rent"), todo("delete", todo_id="{{step_1.id}}")],
+    ),
+    ("what's 6 times 7 then add 3 and 4", [calc(42), calc(7)]),
+    ("what's 3 plus 3 then what is 10% of that", [calc(6), calc(0.6)]),
+    (
+        "what's 3 plus 3 then double it then add 1",
+        [calc(6), calc(12), calc(13)],
+    ),
+    (
+        "add a todo to buy milk and eggs and then show it",
+        [todo("add", "buy milk and eggs"), todo("get", todo_id="{{step_1.id}}")],
+    ),
+    (
+        "remind me to call mom, remind me to call dad, and show my list",
+        [todo("add", "call mom"), todo("add", "call dad"), todo("list")],
+    ),
+    (
+        "remind me to call mom and dad and show my list",
+        [todo("add", "call mom and dad"), todo("list")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("prompt", "expected"), CASES, ids=[p for p, _ in CASES])
+def test_phrasings_plan_the_expected_steps(prompt: str, expected: list[Step]) -> None:
+    assert_plan(plan_request(prompt), expected)
+
+
+def test_table_is_large_and_distinct() -> None:
+    prompts = [p for p, _ in CASES]
+    assert len(prompts) >= 100
+    assert len(set(prompts)) == len(prompts)
+
+
+@pytest.mark.parametrize("prompt", [p for p, _ in CASES])
+def test_is_case_insensitive_for_calculations(prompt: str) -> None:
+    """Shouting the request plans the same calculations (todo texts keep their casing)."""
+    lower, upper = plan_request(prompt), plan_request(prompt.upper())
+    assert lower.plan is not None and upper.plan is not None, upper.reason
+    assert [s.tool_name for s in lower.plan.steps] == [s.tool_name for s in upper.plan.steps]
+    for a, b in zip(lower.plan.steps, upper.plan.steps, strict=True):
+        if a.tool_name == "calculator":
+            assert a.tool_input == b.tool_input
+        else:
+            assert a.tool_input["action"] == b.tool_input["action"]
+            assert a.tool_input["todo_id"] == b.tool_input["todo_id"]
+
+
+def test_average_is_a_function_call_not_a_wrong_precedence_sum() -> None:
+    result = plan_request("average of 12, 30 and 48")
+    assert result.plan is not None
+    assert result.plan.steps[0].tool_input == {"expression": "average(12, 30, 48)"}
+
+
+def test_chained_calculation_references_the_previous_result() -> None:
+    result = plan_request("what is 8% of 50 and then double it")
+    assert result.plan is not None
+    assert "{{step_1.result}}" in result.plan.steps[1].tool_input["expression"]
+
+
+def test_plan_text_restates_the_request() -> None:
+    result = plan_request("add a todo to call the plumber and then show me my tasks")
+    assert result.plan is not None
+    assert result.plan.final_goal == (
+        'Add "call the plumber" to the todo list, then show the todo list.'
+    )
+    assert result.plan.steps[0].reasoning == 'Add "call the plumber" to the todo list.'
+
+
+REFUSALS = [
+    "compose a sonnet about autumn",
+    "what's the weather",
+    "translate hello to French",
+    "",
+    "   ",
+    "asdfgh",
+    "add",
+    "what is",
+    "divide 5",
+    "book a flight to Paris and tell me the weather",
+    "tell me a joke",
+    "who is the president of France?",
+    "send an email to Bob",
+    "play some music",
+    "delete all my todos",
+    "clear my list",
+    "double it",
+    "mark it done",
+    "show it",
+    "sum of 5",
+    "what is 5 plus",
+    "remind me",
+    "remind me to",
+    "add milk",
+    "nineteen ninety",
+    "hello",
+    "🎉🎉",
+    "what's 2 plus 2 and tell me the weather",
+    "add a todo to a, then show my list, then add 3 and 4, then double it",
+    "remind me to x " * 200,
+    "delete todo 2 and 3",
+    "remove 5 from 12",
+    "half of 3 plus 4",
+    "cancel that",
+]
+
+
+@pytest.mark.parametrize("prompt", REFUSALS)
+def test_refuses_with_a_helpful_reason(prompt: str) -> None:
+    result = plan_request(prompt)
+    assert result.plan is None
+    assert result.confident is False
+    assert result.reason is not None and result.reason.endswith(".")
+    assert "OPENAI_API_KEY" in result.reason
+    assert "calculations" in result.reason and "todo" in result.reason
+
+
+def test_refusal_names_the_parts_it_did_not_understand() -> None:
+    result = plan_request("book a flight to Paris and tell me the weather")
+    assert result.reason is not None
+    assert '"book a flight to Paris"' in result.reason
+    assert '"tell me the weather"' in result.reason
+    result = plan_request("what's 2 plus 2 and tell me the weather")
+    assert result.reason is not None
+    assert '"tell me the weather"' in result.reason and "2 plus 2" not in result.reason
+
+
+def test_refuses_more_than_three_parts() -> None:
+    result = plan_request("what is 1 + 1, then double it, then double it, then double it")
+    assert result.plan is None and result.reason is not None
+    assert "4 requests" in result.reason
+    assert plan_request("what is 1 + 1, then double it, then double it").plan is not None
+
+
+def test_length_limit() -> None:
+    at_limit = "remind me to " + "x" * (MAX_PROMPT_CHARS - len("remind me to "))
+    assert plan_request(at_limit).plan is not None
+    result = plan_request(at_limit + "x")
+    assert result.plan is None and result.reason is not None and "too long" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("prompt", "confident"),
+    [
+        ("what's 15% of 200", True),
+        ("remind me to renew my passport", True),
+        ("show me my tasks", True),
+        ("complete todo 3", True),
+        ("add buy eggs to my list, then mark it done", True),
+        ("remind me to buy bread and milk", True),  # "milk" does not start a request
+        # Intent read from a statement rather than a command.
+        ("I need to book flights", False),
+        ("I finished buying milk", False),
+        ("done with laundry", False),
+        ("the laundry is done", False),
+        # A "then"/"and <request word>" kept inside a todo text.
+        ("remind me to pay rent then call mom", False),
+        ("remind me to buy milk and tell me the weather", False),
+        # Refused: never confident.
+        ("compose a sonnet about autumn", False),
+    ],
+)
+def test_confident(prompt: str, confident: bool) -> None:
+    assert plan_request(prompt).confident is confident
+
+
+def test_text_kept_in_a_todo_when_the_rest_is_not_a_request() -> None:
+    assert_plan(
+        plan_request("remind me to pay rent then call mom"), [todo("add", "pay rent then call mom")]
+    )
+
+
+HOSTILE = [
+    "x" * 1_000_000,
+    "__import__('os').system('ls')",
+    "2**2; import os",
+    "eval('1+1')",
+    "lambda: 0",
+    "print(open('/etc/passwd').read())",
+    "<script>alert(1)</script>",
+    "'; DROP TABLE todos; --",
+    "{{step_1.result}} * 2",
+    "what is 2\x00+2",
+    "\x00" * 50,
+    "remind me to \x00\x01 call mom",
+    "🔥" * 500,
+    "٣ + ٤",
+    "what is ２+２",
+    "ℌ𝔢𝔩𝔩𝔬",
+    "\u202e\u200b\ufeff",
+    "9" * 1999,
+    "(" * 1000 + ")" * 1000,
+    "then " * 300,
+    "and " * 400,
+    ", " * 900,
+    "what is 2 to the power of 1000000",
+    "remind me to " + "and show my list " * 100,
+]
+
+
+@pytest.mark.parametrize("prompt", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_input_never_raises(prompt: str) -> None:
+    result = plan_request(prompt)
+    assert isinstance(result, PatternResult)
+    assert (result.plan is None) == (result.reason is not None)
+    if result.plan is not None:
+        assert_parses(result.plan)
+
+
+def test_code_is_never_planned_as_a_calculation() -> None:
+    for prompt in ["__import__('os').system('ls')", "2**2; import os", "eval('1+1')"]:
+        assert plan_request(prompt).plan is None
+
+
+def test_non_string_input_is_refused() -> None:
+    result = plan_request(None)  # type: ignore[arg-type]
+    assert result.plan is None and result.reason is not None
+
+
+def assert_parses(plan: Plan) -> None:
+    for step in plan.steps:
+        if step.tool_name == "calculator":
+            parse_expression(STEP_REFERENCE.sub("1", step.tool_input["expression"]))
+        else:
+            assert set(step.tool_input) == {"action", "text", "todo_id"}
+
+
+def test_random_word_salad_never_raises_and_only_emits_valid_plans() -> None:
+    words = (
+        "add remind me to then and what is of by plus times show my list todo done it , ; 3 4 "
+        "percent half double sqrt ( ) % mark delete task 2 the average sum 1,000 one hundred ! ?"
+    ).split()
+    rng = random.Random(1234)
+    for _ in range(300):
+        prompt = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+        result = plan_request(prompt)
+        if result.plan is not None:
+            assert_parses(result.plan)
+            assert len(result.plan.steps) <= 3
+
+
+def test_capabilities_examples_all_plan() -> None:
+    examples = [
+        line[2:]
+        for line in CAPABILITIES.split("Examples:")[1].splitlines()
+        if line.startswith("- ")
+    ]
+    assert 4 <= len(examples) <= 6
+    for example in examples:
+        result = plan_request(example)
+        assert result.plan is not None and result.confident, example
+
+
+def test_planner_version_is_a_string() -> None:
+    assert isinstance(PLANNER_VERSION, str) and PLANNER_VERSION

@@ -1,0 +1,1 @@
+"""Crane's tools: a safe calculator and a per-user todo store, as LangChain tools."""
