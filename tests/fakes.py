@@ -71,3 +71,54 @@ def openai_error(kind: str) -> BaseException:
         "bad_request": openai.BadRequestError("Bad request", response=response(400), body=None),
     }
     return errors[kind]
+
+
+class InMemoryPlanCache:
+    """`PlanCache` in a dict, for node tests."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str], Any] = {}
+
+    def lookup(self, user_id: str, signature: str, normalized: str) -> Any:
+        from graph.cache import CacheHit
+
+        plan = self.entries.get((user_id, signature, normalized))
+        return CacheHit(plan=plan, level="exact", run_id="earlier") if plan is not None else None
+
+    def store(self, user_id: str, signature: str, normalized: str, plan: Any, run_id: str) -> None:
+        self.entries[(user_id, signature, normalized)] = plan
+
+    def evict(self, user_id: str, signature: str, normalized: str) -> None:
+        self.entries.pop((user_id, signature, normalized), None)
+
+
+class InMemoryHistory:
+    """`HistoryStore` in a list, for node tests."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+
+    def record(self, run: dict[str, Any]) -> None:
+        self.runs.append(run)
+
+    def recent(self, user_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        runs = [r for r in reversed(self.runs) if user_id is None or r["user_id"] == user_id]
+        return runs[:limit]
+
+
+def make_services(home: Any, models: dict[str, Any] | None = None, **settings: Any) -> Any:
+    """Return `Services` on in-memory cache and history, with a real todo store under `home`."""
+    from graph.context import Context
+    from graph.services import Services
+    from tools.registry import build_registry
+    from tools.todo_store import TodoStore
+
+    todos = TodoStore(home / "todos.sqlite")
+    return Services(
+        context=Context.from_env(home=str(home), **settings),
+        tools=build_registry(todos),
+        todos=todos,
+        history=InMemoryHistory(),
+        cache=InMemoryPlanCache(),
+        models=models or {},
+    )

@@ -285,7 +285,7 @@ class TodoStore:
                     # Switching a fresh file to WAL needs an exclusive lock, and SQLite
                     # reports a clash between two processes doing it at once as "locked"
                     # without waiting, so back off (with jitter) and try again here.
-                    busy = exc.sqlite_errorcode & 0xFF in (
+                    busy = (exc.sqlite_errorcode & 0xFF) in (
                         sqlite3.SQLITE_BUSY,
                         sqlite3.SQLITE_LOCKED,
                     )
@@ -370,7 +370,7 @@ def _clean_text(text: str, *, what: str) -> str:
     if len(text) > _RAW_TEXT_LIMIT:
         raise TodoError(
             "invalid_text",
-            f"{what} is {len(text)} characters long; keep it under {MAX_TEXT_LENGTH}.",
+            f"{what} is {len(text)} characters long; the limit is {MAX_TEXT_LENGTH}.",
         )
     # Whitespace controls (tab, newline) separate words, so they become spaces; other
     # controls and lone surrogates (which SQLite cannot store as UTF-8) are dropped.
@@ -385,7 +385,7 @@ def _clean_text(text: str, *, what: str) -> str:
     if len(clean) > MAX_TEXT_LENGTH:
         raise TodoError(
             "invalid_text",
-            f"{what} is {len(clean)} characters long; keep it under {MAX_TEXT_LENGTH}.",
+            f"{what} is {len(clean)} characters long; the limit is {MAX_TEXT_LENGTH}.",
         )
     return clean
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -130,8 +131,7 @@ def stocked(store: TodoStore) -> TodoStore:
 
 
 def test_exact_match_wins_over_substring(stocked: TodoStore) -> None:
-    # "buy milk" is also a substring candidate of nothing else, but "milk the cow" shares
-    # "milk"; an exact match must not be reported as ambiguous.
+    # "buy milk" would also match "milk the cow" by stemmed words; exact wins outright.
     assert stocked.get("u", text="  BUY   milk ")["id"] == "1"
 
 
@@ -352,6 +352,12 @@ def test_todo_error_is_a_tool_error() -> None:
     error = TodoError("not_found", "gone")
     assert isinstance(error, ToolError)
     assert (error.tool, error.reason, str(error)) == ("todo_store", "not_found", "gone")
+
+
+def test_todo_error_pickles() -> None:
+    # Errors raised in worker processes must cross back to the parent intact.
+    error = pickle.loads(pickle.dumps(TodoError("ambiguous", "which one?")))
+    assert (error.tool, error.reason, str(error)) == ("todo_store", "ambiguous", "which one?")
 
 
 def test_storage_errors_become_todo_errors(tmp_path: Path) -> None:

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from graph.plan import Plan, PlanStep
+from graph.state import State
+from nodes.cache_lookup import MAX_PROMPT_CHARS, cache_lookup
+
+PLAN = Plan(steps=[PlanStep(step_number=1, tool_name="calculator", tool_input={"expression": "2+2"})], final_goal="x")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "user_id", "fragment"),
+    [
+        (None, "u", "must be text"),
+        (42, "u", "must be text"),
+        ("", "u", "empty"),
+        (" \n\t ", "u", "empty"),
+        ("x" * (MAX_PROMPT_CHARS + 1), "u", "limit"),
+        ("hi", None, "user_id"),
+        ("hi", "", "user_id"),
+        ("hi", "u" * 201, "user_id"),
+    ],
+)
+def test_rejects_bad_input_with_a_sentence(services: Any, prompt: Any, user_id: Any, fragment: str) -> None:
+    update = cache_lookup(State(prompt=prompt, user_id=user_id), services=services)
+    assert update["error_type"] == "invalid_request"
+    assert fragment in update["error"]
+    assert update["run_id"] and update["path"] == ["cache_lookup"]
+
+
+def test_miss_normalizes_and_strips_control_characters(services: Any) -> None:
+    update = cache_lookup(State(prompt="  what is\x00 2+2 ?? "), services=services)
+    assert "error" not in update and "plan" not in update
+    assert update["request"] == "what is 2+2 ??"
+    assert update["normalized"] == "what is 2+2"
+
+
+def test_hit_returns_the_plan_for_revalidation(services: Any) -> None:
+    services.cache.store("default", services.signature, "what is 2+2", PLAN, "r1")
+    update = cache_lookup(State(prompt="what is 2+2?"), services=services)
+    assert update["plan"] == PLAN and update["plan_source"] == "cache"
+    assert cache_lookup(State(prompt="what is 2+2?", user_id="other"), services=services).get("plan") is None
+
+
+def test_cache_can_be_turned_off(tmp_path: Any) -> None:
+    from tests.fakes import make_services
+
+    services = make_services(tmp_path, cache_enabled=False)
+    services.cache.store("default", services.signature, "what is 2+2", PLAN, "r1")
+    assert "plan" not in cache_lookup(State(prompt="what is 2+2"), services=services)
+
+
+def test_a_broken_cache_is_a_miss(services: Any) -> None:
+    def broken(*args: Any) -> None:
+        raise OSError("disk on fire")
+
+    services.cache.lookup = broken
+    update = cache_lookup(State(prompt="what is 2+2"), services=services)
+    assert "error" not in update and "plan" not in update

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from graph.plan import Plan
+from graph.state import State
+from nodes.validator import plan_errors, validator
+
+
+def plan(*steps: tuple[int, str, Any]) -> Plan:
+    return Plan.model_validate({
+        "steps": [{"step_number": n, "tool_name": t, "tool_input": i, "reasoning": ""} for n, t, i in steps],
+        "final_goal": "x",
+    })
+
+
+TODO_LIST = {"action": "list", "text": None, "todo_id": None}
+
+
+def test_valid_plan_has_no_errors(services: Any) -> None:
+    p = plan((1, "todo_store", {"action": "add", "text": "a", "todo_id": None}),
+             (2, "todo_store", {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}),
+             (3, "calculator", {"expression": "{{step_1.id}} * 2"}))
+    assert plan_errors(p, services.tools) == []
+
+
+@pytest.mark.parametrize(
+    ("p", "fragment"),
+    [
+        (None, "no plan"),
+        (plan(), "1 to 10 steps"),
+        (plan(*[(i, "todo_store", TODO_LIST) for i in range(1, 12)]), "1 to 10 steps"),
+        (plan((1, "abacus", {})), "unknown tool 'abacus'"),
+        (plan((2, "todo_store", TODO_LIST)), "numbered 2"),
+        (plan((1, "todo_store", {"action": "burn", "text": None, "todo_id": None})), "action"),
+        (plan((1, "todo_store", {"action": "add", "text": None, "todo_id": None})), "needs a non-empty 'text'"),
+        (plan((1, "todo_store", {"action": "delete", "text": None, "todo_id": None})), "needs 'todo_id' or 'text'"),
+        (plan((1, "todo_store", TODO_LIST | {"user_id": "alice"})), "unknown argument(s) for todo_store: user_id"),
+        (plan((1, "calculator", {})), "expression"),
+        (plan((1, "calculator", {"expression": 5})), "expression"),
+        (plan((1, "calculator", {"expression": "2 +* 3"})), "syntax"),
+        (plan((1, "calculator", {"expression": "__import__('os')"})), "calculator"),
+        (plan((1, "calculator", {"expression": "{{step_1.result}} + 1"})), "refers to step 1"),
+        (plan((1, "calculator", {"expression": "1"}), (2, "calculator", {"expression": "{{step_3.result}}"})), "refers to step 3"),
+    ],
+)
+def test_invalid_plans(services: Any, p: Plan | None, fragment: str) -> None:
+    errors = plan_errors(p, services.tools)
+    assert errors and any(fragment in e for e in errors), errors
+
+
+def test_node_writes_errors_and_evicts_stale_cache_entries(services: Any) -> None:
+    bad = plan((1, "abacus", {}))
+    services.cache.store("default", services.signature, "q", bad, "r0")
+    update = validator(State(plan=bad, plan_source="cache", normalized="q"), services=services)
+    assert update["validation_errors"] and services.cache.entries == {}
+
+
+def test_node_keeps_cache_for_valid_plans(services: Any) -> None:
+    good = plan((1, "calculator", {"expression": "1+1"}))
+    services.cache.store("default", services.signature, "q", good, "r0")
+    assert validator(State(plan=good, plan_source="cache", normalized="q"), services=services)["validation_errors"] == []
+    assert services.cache.entries
