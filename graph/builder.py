@@ -44,7 +44,9 @@ NODES: tuple[Callable[..., dict[str, Any]], ...] = (
 
 def build_builder(services: Services) -> StateGraph[State, Context, InputState, OutputState]:
     """Return the uncompiled graph with every node bound to `services`."""
-    builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
+    builder = StateGraph(
+        State, context_schema=Context, input_schema=InputState, output_schema=OutputState
+    )
     for node in NODES:
         # Bound with partial, so registered under the function's own name explicitly.
         builder.add_node(node.__name__, functools.partial(node, services=services))

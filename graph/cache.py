@@ -9,16 +9,16 @@ without changing the node that calls it.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from graph.db import connect
+from graph.db import SqliteFile
 from graph.plan import Plan
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS plans (
     user_id    TEXT NOT NULL,
     signature  TEXT NOT NULL,
@@ -29,8 +29,8 @@ CREATE TABLE IF NOT EXISTS plans (
     last_used  REAL NOT NULL,
     hits       INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, signature, normalized)
-);
-"""
+)""",
+)
 
 _SPACE = re.compile(r"\s+")
 _TRAILING = re.compile(r"[\s?!.]+$")
@@ -69,22 +69,12 @@ class SqlitePlanCache:
 
     def __init__(self, path: Path) -> None:
         """Use the database at `path`, created on first use."""
-        self.path = path
-        self._ready = False
-        self._lock = threading.Lock()
-
-    def _ensure_schema(self) -> None:
-        with self._lock:
-            if not self._ready:
-                with connect(self.path) as conn:
-                    conn.executescript(_SCHEMA)
-                self._ready = True
+        self._db = SqliteFile(path, _SCHEMA)
 
     def lookup(self, user_id: str, signature: str, normalized: str) -> CacheHit | None:
         """Return the cached plan for this request, or None; a hit refreshes its LRU stamp."""
-        self._ensure_schema()
         key = (user_id, signature, normalized)
-        with connect(self.path, write=True) as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 "SELECT plan, run_id FROM plans WHERE user_id=? AND signature=? AND normalized=?",
                 key,
@@ -96,13 +86,14 @@ class SqlitePlanCache:
                 "WHERE user_id=? AND signature=? AND normalized=?",
                 (time.time(), *key),
             )
-        return CacheHit(plan=Plan.model_validate_json(row["plan"]), level="exact", run_id=row["run_id"])
+        return CacheHit(
+            plan=Plan.model_validate_json(row["plan"]), level="exact", run_id=row["run_id"]
+        )
 
     def store(self, user_id: str, signature: str, normalized: str, plan: Plan, run_id: str) -> None:
         """Keep `plan` for this request, replacing an older one."""
-        self._ensure_schema()
         now = time.time()
-        with connect(self.path, write=True) as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO plans VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                 (user_id, signature, normalized, plan.model_dump_json(), run_id, now, now),
@@ -110,8 +101,7 @@ class SqlitePlanCache:
 
     def evict(self, user_id: str, signature: str, normalized: str) -> None:
         """Forget the plan for this request."""
-        self._ensure_schema()
-        with connect(self.path, write=True) as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "DELETE FROM plans WHERE user_id=? AND signature=? AND normalized=?",
                 (user_id, signature, normalized),

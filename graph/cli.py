@@ -56,9 +56,10 @@ def render(response: dict[str, Any]) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from graph import build_graph
+    from graph.state import InputState
 
     app = build_graph()
-    response = app.invoke({"prompt": args.prompt, "user_id": args.user})["response"]
+    response = app.invoke(InputState(prompt=args.prompt, user_id=args.user))["response"]
     print(json.dumps(response, ensure_ascii=False, indent=2) if args.json else render(response))
     return 0 if response["status"] == "completed" else 1
 

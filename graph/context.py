@@ -69,9 +69,7 @@ class Context:
         return name
 
     @classmethod
-    def from_env(
-        cls, env: typing.Mapping[str, str] | None = None, **overrides: Any
-    ) -> Context:
+    def from_env(cls, env: typing.Mapping[str, str] | None = None, **overrides: Any) -> Context:
         """Build a Context: explicit `overrides`, then environment variables, then defaults.
 
         Raises:

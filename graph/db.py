@@ -1,38 +1,101 @@
-"""SQLite connections shared by the history and the plan cache: WAL, generous busy timeout."""
+"""SQLite files shared by the todo store, the history and the plan cache: WAL, busy waits, schema."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 BUSY_TIMEOUT_S = 30.0
-"""How long a writer waits for another process's transaction before giving up."""
-
-
-@contextmanager
-def connect(path: Path, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-    """Yield a connection to `path`, in one `BEGIN IMMEDIATE` transaction when `write` is set.
-
-    A connection per operation keeps every caller (threads, processes, `langgraph dev` workers)
-    independent; WAL lets readers proceed while one writer holds the lock.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.row_factory = sqlite3.Row
-        if not write:
-            yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+"""How long a writer waits for another thread's or process's transaction before giving up."""
 
 STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, ValueError)
 """What a broken or unreadable store raises (pydantic's ValidationError is a ValueError)."""
+
+
+class SqliteFile:
+    """One SQLite database file with its schema, opened per operation.
+
+    A connection per operation keeps every caller (threads, processes, `langgraph dev` workers)
+    independent; WAL lets readers proceed while one writer holds the lock; `write()` takes the
+    lock up front (`BEGIN IMMEDIATE`) so read-then-write sequences cannot interleave.
+    """
+
+    def __init__(self, path: Path, schema: Sequence[str]) -> None:
+        """Use the file at `path`; it and `schema` (idempotent statements) are created on first use."""
+        self.path = path
+        self._schema = tuple(schema)
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Yield a connection in autocommit mode, closed afterwards."""
+        self._ensure_schema()
+        with contextlib.closing(self._open()) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """Yield a connection inside a `BEGIN IMMEDIATE` transaction, committed on success."""
+        with self.read() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are begun explicitly, never implicitly.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _ensure_schema(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            delay = 0.005
+            while True:
+                try:
+                    self._create_schema()
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a fresh file to WAL needs an exclusive lock, and SQLite reports
+                    # two processes doing it at once as "locked" without waiting: back off here.
+                    busy = (exc.sqlite_errorcode & 0xFF) in (
+                        sqlite3.SQLITE_BUSY,
+                        sqlite3.SQLITE_LOCKED,
+                    )
+                    if not busy or time.monotonic() >= deadline:
+                        raise
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 0.2)
+            self._ready = True
+
+    def _create_schema(self) -> None:
+        with contextlib.closing(self._open()) as conn:
+            # The journal mode is stored in the file: only the first opener pays for the switch.
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in self._schema:
+                    conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")

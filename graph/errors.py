@@ -15,9 +15,26 @@ ends as a failed response.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def _rebuild(cls: type[AgentError], args: tuple[Any, ...], state: dict[str, Any]) -> AgentError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class AgentError(Exception):
     """Base of every error Crane raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without calling `__init__`, whose signature differs per subclass.
+
+        The default rebuilds from `self.args` alone, which fails for these constructors and
+        leaves a multiprocessing pool waiting forever for a worker's result.
+        """
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class CacheError(AgentError):

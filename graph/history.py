@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from graph.db import connect
+from graph.db import SqliteFile
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
     user_id     TEXT NOT NULL,
@@ -30,9 +30,9 @@ CREATE TABLE IF NOT EXISTS runs (
     latency_ms  REAL NOT NULL,
     llm_attempts INTEGER NOT NULL DEFAULT 0,
     path        TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_user_time ON runs (user_id, created_at);
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS runs_user_time ON runs (user_id, created_at)",
+)
 
 _JSON_COLUMNS = ("plan", "steps", "answer", "path")
 
@@ -52,35 +52,27 @@ class SqliteHistory:
 
     def __init__(self, path: Path) -> None:
         """Use the database at `path`, created on first write."""
-        self.path = path
-        self._ready = False
-        self._lock = threading.Lock()
-
-    def _ensure_schema(self) -> None:
-        with self._lock:
-            if not self._ready:
-                with connect(self.path) as conn:
-                    conn.executescript(_SCHEMA)
-                self._ready = True
+        self._db = SqliteFile(path, _SCHEMA)
 
     def record(self, run: dict[str, Any]) -> None:
         """Store one run; JSON columns are serialized here."""
-        self._ensure_schema()
         row = {k: json.dumps(v, default=str) if k in _JSON_COLUMNS else v for k, v in run.items()}
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with connect(self.path, write=True) as conn:
+        with self._db.write() as conn:
             conn.execute(f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({marks})", row)
 
     def recent(self, user_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Return the newest runs first, for one user or everyone."""
-        self._ensure_schema()
         where, args = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])
-        with connect(self.path) as conn:
+        with self._db.read() as conn:
             rows = conn.execute(
                 f"SELECT * FROM runs {where} ORDER BY created_at DESC LIMIT ?", [*args, limit]
             ).fetchall()
         return [
-            {k: json.loads(r[k]) if k in _JSON_COLUMNS and r[k] is not None else r[k] for k in r.keys()}
+            {
+                k: json.loads(r[k]) if k in _JSON_COLUMNS and r[k] is not None else r[k]
+                for k in r.keys()
+            }
             for r in rows
         ]

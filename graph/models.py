@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
@@ -73,9 +73,12 @@ def structured_planner(model: BaseChatModel) -> Runnable[Any, dict[str, Any]]:
     """
     from langchain_openai import ChatOpenAI
 
-    if isinstance(model, ChatOpenAI):
-        return model.with_structured_output(Plan, method="json_schema", include_raw=True)
-    return model.with_structured_output(Plan, include_raw=True)
+    kwargs: dict[str, Any] = {"method": "json_schema"} if isinstance(model, ChatOpenAI) else {}
+    # include_raw=True returns {"raw", "parsed", "parsing_error"}, always a dict
+    return cast(
+        "Runnable[Any, dict[str, Any]]",
+        model.with_structured_output(Plan, include_raw=True, **kwargs),
+    )
 
 
 def classify_llm_error(exc: BaseException) -> ErrorType:

@@ -36,7 +36,9 @@ def route_after_complexity_router(state: State) -> Literal["llm_planner", "patte
     return "llm_planner" if state.tier else "pattern_fallback"
 
 
-def route_after_llm_planner(state: State) -> Literal["validator", "llm_planner", "pattern_fallback"]:
+def route_after_llm_planner(
+    state: State,
+) -> Literal["validator", "llm_planner", "pattern_fallback"]:
     """Validate a plan, or take the edge of the error type."""
     if state.error_type is None:
         if state.plan is None:
@@ -50,7 +52,9 @@ def route_after_llm_planner(state: State) -> Literal["validator", "llm_planner",
 
 def route_after_validator(
     state: State,
-) -> Literal["executor", "llm_planner", "pattern_fallback", "complexity_router", "history_recorder"]:
+) -> Literal[
+    "executor", "llm_planner", "pattern_fallback", "complexity_router", "history_recorder"
+]:
     """Run a valid plan; repair, replace or give up on an invalid one, by who made it."""
     if not state.validation_errors:
         return "executor"

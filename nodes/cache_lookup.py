@@ -57,4 +57,8 @@ def cache_lookup(state: State, *, services: Services) -> dict[str, Any]:
         return update
     if hit is None:
         return update
-    return update | {"plan": hit.plan, "plan_source": "cache", "route_reason": f"{hit.level} cache hit"}
+    return update | {
+        "plan": hit.plan,
+        "plan_source": "cache",
+        "route_reason": f"{hit.level} cache hit",
+    }

@@ -55,7 +55,9 @@ def complexity_router(state: State, *, services: Services) -> dict[str, Any]:
     elif tier not in services.models:
         tier = next(iter(services.models))
         reason = f"{complexity} request; its tier has no model, using {tier}"
-    elif services.context.pattern_first and complexity == "simple" and features["pattern_confident"]:
+    elif (
+        services.context.pattern_first and complexity == "simple" and features["pattern_confident"]
+    ):
         tier, reason = None, "simple request the rule-based planner fully understands"
     else:
         reason = f"{complexity} request: {tier} tier"

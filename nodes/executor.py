@@ -32,7 +32,9 @@ def _lookup(outputs: dict[int, Any], step: int, field: str | None) -> Any:
         return output[field]
     if field in _SCALAR_FIELDS:
         return output
-    raise ReferenceError_(f"step {step}'s output is {type(output).__name__}, not an object with {field!r}")
+    raise ReferenceError_(
+        f"step {step}'s output is {type(output).__name__}, not an object with {field!r}"
+    )
 
 
 def resolve(value: Any, outputs: dict[int, Any]) -> Any:
@@ -55,7 +57,9 @@ def resolve(value: Any, outputs: dict[int, Any]) -> Any:
     return value
 
 
-def run_step(step: PlanStep, outputs: dict[int, Any], state: State, services: Services) -> dict[str, Any]:
+def run_step(
+    step: PlanStep, outputs: dict[int, Any], state: State, services: Services
+) -> dict[str, Any]:
     """Run one step and return its record; errors are recorded, never raised."""
     record: dict[str, Any] = {
         "step_number": step.step_number,
@@ -70,7 +74,9 @@ def run_step(step: PlanStep, outputs: dict[int, Any], state: State, services: Se
         tool_input = resolve(step.tool_input, outputs)
         record["tool_input"] = tool_input
         injected = {"user_id": state.user_id}
-        args = tool_input | {k: v for k, v in injected.items() if k in services.tools.injected_args(step.tool_name)}
+        args = tool_input | {
+            k: v for k, v in injected.items() if k in services.tools.injected_args(step.tool_name)
+        }
         record["output"] = tool.invoke(args)
         record["ok"] = True
     except (ToolError, ReferenceError_) as exc:
@@ -86,7 +92,11 @@ def run_step(step: PlanStep, outputs: dict[int, Any], state: State, services: Se
 def executor(state: State, *, services: Services) -> dict[str, Any]:
     """Run each step in order; stop at the first failing one."""
     if state.plan is None:  # unreachable through the graph's edges; kept so a bad edit fails soft
-        return {"error": "There is no plan to run.", "error_type": "validation_error", "path": ["executor"]}
+        return {
+            "error": "There is no plan to run.",
+            "error_type": "validation_error",
+            "path": ["executor"],
+        }
     records: list[dict[str, Any]] = []
     outputs: dict[int, Any] = {}
     for step in state.plan.steps:
@@ -94,6 +104,12 @@ def executor(state: State, *, services: Services) -> dict[str, Any]:
         records.append(record)
         if not record["ok"]:
             failed = f"Step {step.step_number} ({step.tool_name}) failed: {record['error']}"
-            return {"steps": records, "answer": None, "error": failed, "error_type": "tool_error", "path": ["executor"]}
+            return {
+                "steps": records,
+                "answer": None,
+                "error": failed,
+                "error_type": "tool_error",
+                "path": ["executor"],
+            }
         outputs[step.step_number] = record["output"]
     return {"steps": records, "answer": records[-1]["output"], "path": ["executor"]}

@@ -39,7 +39,9 @@ def planner_messages(state: State, services: Services) -> list[AnyMessage]:
     if problems:
         if state.plan is not None:
             messages.append(AIMessage(state.plan.model_dump_json()))
-        messages.append(HumanMessage(REPAIR_PROMPT.format(errors="\n".join(f"- {p}" for p in problems))))
+        messages.append(
+            HumanMessage(REPAIR_PROMPT.format(errors="\n".join(f"- {p}" for p in problems)))
+        )
     return messages
 
 

@@ -16,7 +16,10 @@ def pattern_fallback(state: State, *, services: Services) -> dict[str, Any]:
     result = plan_request(state.request)
     update: dict[str, Any] = {"path": ["pattern_fallback"]}
     if result.plan is not None:
-        return update | {"plan": result.plan, "plan_source": "fallback" if llm_failed else "pattern"}
+        return update | {
+            "plan": result.plan,
+            "plan_source": "fallback" if llm_failed else "pattern",
+        }
     error = result.reason or "The rule-based planner cannot plan this request."
     if llm_failed:
         cause = state.llm_error or "; ".join(state.validation_errors) or "it failed"

@@ -25,7 +25,9 @@ def plan_errors(plan: Plan | None, tools: ToolRegistry) -> list[str]:
     for index, step in enumerate(plan.steps, start=1):
         where = f"step {index}"
         if step.step_number != index:
-            errors.append(f"{where} is numbered {step.step_number}; steps must be numbered 1, 2, 3, ...")
+            errors.append(
+                f"{where} is numbered {step.step_number}; steps must be numbered 1, 2, 3, ..."
+            )
         try:
             problems = tools.check_input(step.tool_name, step.tool_input)
         except UnknownToolError as exc:

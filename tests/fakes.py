@@ -35,10 +35,14 @@ class FakeChatModel(GenericFakeChatModel):
     model_name: str = "fake-model"
     disable_streaming: bool = True
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
+    def bind_tools(
+        self, tools: Sequence[Any], **kwargs: Any
+    ) -> Runnable[LanguageModelInput, BaseMessage]:
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.prompts.append(list(messages))
         item = next(self.messages)
         if isinstance(item, BaseException):
@@ -62,9 +66,13 @@ def openai_error(kind: str) -> BaseException:
         return httpx.Response(status, request=_REQUEST)
 
     errors: dict[str, BaseException] = {
-        "rate_limit": openai.RateLimitError("Rate limit reached", response=response(429), body=None),
+        "rate_limit": openai.RateLimitError(
+            "Rate limit reached", response=response(429), body=None
+        ),
         "timeout": openai.APITimeoutError(request=_REQUEST),
-        "server_error": openai.InternalServerError("Internal error", response=response(500), body=None),
+        "server_error": openai.InternalServerError(
+            "Internal error", response=response(500), body=None
+        ),
         "connection": openai.APIConnectionError(request=_REQUEST),
         "auth": openai.AuthenticationError("Incorrect API key", response=response(401), body=None),
         "forbidden": openai.PermissionDeniedError("Forbidden", response=response(403), body=None),

@@ -5,11 +5,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
-import random
 import re
 import sqlite3
-import threading
-import time
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,6 +16,7 @@ from typing import Annotated, Any, Literal
 from langchain_core.tools import BaseTool, InjectedToolArg, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
+from graph.db import SqliteFile
 from graph.errors import ToolError
 
 __all__ = [
@@ -35,8 +33,6 @@ TOOL_NAME = "todo_store"
 MAX_TEXT_LENGTH = 500
 MAX_USER_ID_LENGTH = 200
 
-# Long enough to wait out any realistic burst of writers from threads or other processes.
-_BUSY_TIMEOUT_SECONDS = 30.0
 # Inputs this far over the limit are refused before any normalisation work is spent on them.
 _RAW_TEXT_LIMIT = 20 * MAX_TEXT_LENGTH
 # Bound on anything echoed back in an error message, so a hostile input is never repeated whole.
@@ -91,12 +87,6 @@ class TodoError(ToolError):
         """Build the error; ``tool`` is always ``todo_store``."""
         super().__init__(TOOL_NAME, reason, message)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle by constructor arguments, so the error survives a trip between processes."""
-        # The default rebuilds from self.args, i.e. (message,) alone, which fails to
-        # unpickle and leaves a multiprocessing pool waiting forever for the result.
-        return (type(self), (self.reason, str(self)), self.__dict__)
-
 
 class TodoStoreInput(BaseModel):
     """Arguments of the ``todo_store`` tool; ``user_id`` is injected, never chosen by the LLM."""
@@ -140,8 +130,7 @@ class TodoStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         """Point the store at ``path``; the file and its tables are created on first use."""
         self._path = Path(path)
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
+        self._db = SqliteFile(self._path, _SCHEMA)
 
     @property
     def path(self) -> Path:
@@ -237,10 +226,9 @@ class TodoStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """Yield a fresh connection, closed afterwards; SQLite failures become TodoError."""
+        """Yield a connection, closed afterwards; SQLite failures become TodoError."""
         try:
-            self._ensure_schema()
-            with contextlib.closing(self._open()) as conn:
+            with self._db.read() as conn:
                 yield conn
         except (sqlite3.Error, OSError) as exc:
             raise TodoError(
@@ -250,66 +238,13 @@ class TodoStore:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """Yield a connection inside a ``BEGIN IMMEDIATE`` transaction, committed on success."""
-        with self._connect() as conn:
-            # IMMEDIATE takes the write lock up front, so the read-then-write in
-            # complete/delete and the counter bump in add cannot interleave with another writer.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        try:
+            with self._db.write() as conn:
                 yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def _open(self) -> sqlite3.Connection:
-        # isolation_level=None: transactions are begun explicitly, never implicitly.
-        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_SECONDS * 1000)}")
-        return conn
-
-    def _ensure_schema(self) -> None:
-        if self._schema_ready:
-            return
-        with self._schema_lock:
-            if self._schema_ready:
-                return
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
-            delay = 0.005
-            while True:
-                try:
-                    self._create_schema()
-                    break
-                except sqlite3.OperationalError as exc:
-                    # Switching a fresh file to WAL needs an exclusive lock, and SQLite
-                    # reports a clash between two processes doing it at once as "locked"
-                    # without waiting, so back off (with jitter) and try again here.
-                    busy = (exc.sqlite_errorcode & 0xFF) in (
-                        sqlite3.SQLITE_BUSY,
-                        sqlite3.SQLITE_LOCKED,
-                    )
-                    if not busy or time.monotonic() >= deadline:
-                        raise
-                time.sleep(random.uniform(delay / 2, delay))
-                delay = min(delay * 2, 0.2)
-            self._schema_ready = True
-
-    def _create_schema(self) -> None:
-        with contextlib.closing(self._open()) as conn:
-            # WAL lets readers proceed while one writer commits; the mode is stored in
-            # the file, so only the first store to open it pays for the switch.
-            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-            if str(mode).lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise TodoError(
+                "storage", f"The todo list could not be read or saved ({exc})."
+            ) from exc
 
 
 def make_todo_tool(store: TodoStore) -> BaseTool:

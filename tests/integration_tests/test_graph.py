@@ -16,7 +16,14 @@ from tests.fakes import fake_model, openai_error, plan_message
 
 def calc_plan(expression: str) -> dict[str, Any]:
     return {
-        "steps": [{"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": expression}, "reasoning": "compute"}],
+        "steps": [
+            {
+                "step_number": 1,
+                "tool_name": "calculator",
+                "tool_input": {"expression": expression},
+                "reasoning": "compute",
+            }
+        ],
         "final_goal": "compute",
     }
 
@@ -29,11 +36,26 @@ def run(app: Any, prompt: Any, **extra: Any) -> dict[str, Any]:
 
 def visited(app: Any, prompt: str) -> list[str]:
     """Return the nodes a run went through, from the `updates` stream."""
-    return [node for chunk in app.stream({"prompt": prompt}, stream_mode="updates") for node in chunk]
+    return [
+        node for chunk in app.stream({"prompt": prompt}, stream_mode="updates") for node in chunk
+    ]
 
 
-RESPONSE_KEYS = {"run_id", "status", "answer", "plan_source", "plan", "steps", "error", "error_type",
-                 "model", "complexity", "tokens", "cost_usd", "latency_ms"}
+RESPONSE_KEYS = {
+    "run_id",
+    "status",
+    "answer",
+    "plan_source",
+    "plan",
+    "steps",
+    "error",
+    "error_type",
+    "model",
+    "complexity",
+    "tokens",
+    "cost_usd",
+    "latency_ms",
+}
 
 
 # --- offline default -------------------------------------------------------------------------
@@ -75,8 +97,21 @@ def test_unsupported_request_fails_with_help() -> None:
 
 @pytest.mark.parametrize(
     "prompt",
-    ["", "   ", None, 123, ["a"], {"x": 1}, "x" * 1_000_000, "\x00\x01", "__import__('os').system('id')",
-     "'; DROP TABLE todos; --", "🦜🦜🦜", "what is 9**9**9**9", "what is 1/0"],
+    [
+        "",
+        "   ",
+        None,
+        123,
+        ["a"],
+        {"x": 1},
+        "x" * 1_000_000,
+        "\x00\x01",
+        "__import__('os').system('id')",
+        "'; DROP TABLE todos; --",
+        "🦜🦜🦜",
+        "what is 9**9**9**9",
+        "what is 1/0",
+    ],
 )
 def test_no_input_makes_invoke_raise(prompt: Any) -> None:
     r = run(build_graph(), prompt)
@@ -151,7 +186,15 @@ def test_stale_cached_plan_is_evicted_and_replanned(tmp_path: Path) -> None:
         conn.execute("UPDATE plans SET plan = replace(plan, 'calculator', 'abacus')")
     conn.close()
     nodes = visited(app, "what is 6 times 7")
-    assert nodes == ["cache_lookup", "validator", "complexity_router", "pattern_fallback", "validator", "executor", "history_recorder"]
+    assert nodes == [
+        "cache_lookup",
+        "validator",
+        "complexity_router",
+        "pattern_fallback",
+        "validator",
+        "executor",
+        "history_recorder",
+    ]
     with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
         plan = conn.execute("SELECT plan FROM plans").fetchone()[0]
     conn.close()
@@ -194,7 +237,9 @@ def test_llm_prompt_carries_tool_specs_and_examples() -> None:
 
 
 def test_llm_invalid_plan_is_repaired_with_feedback() -> None:
-    bad = calc_plan("1+1") | {"steps": [{"step_number": 1, "tool_name": "abacus", "tool_input": {}, "reasoning": ""}]}
+    bad = calc_plan("1+1") | {
+        "steps": [{"step_number": 1, "tool_name": "abacus", "tool_input": {}, "reasoning": ""}]
+    }
     app = llm_app(plan_message(bad), plan_message(calc_plan("2 + 2")))
     r = run(app, "two plus two")
     assert r["status"] == "completed" and r["answer"] == 4 and r["plan_source"] == "llm"
@@ -205,9 +250,23 @@ def test_llm_invalid_plan_is_repaired_with_feedback() -> None:
 def test_llm_invalid_twice_falls_back_to_rules(tmp_path: Path) -> None:
     bad = calc_plan("2 +* 2")
     app = llm_app(plan_message(bad), plan_message(bad))
-    nodes = [n for chunk in app.stream({"prompt": "what is 2 plus 2"}, stream_mode="updates") for n in chunk]
-    assert nodes == ["cache_lookup", "complexity_router", "llm_planner", "validator", "llm_planner",
-                     "validator", "pattern_fallback", "validator", "executor", "history_recorder"]
+    nodes = [
+        n
+        for chunk in app.stream({"prompt": "what is 2 plus 2"}, stream_mode="updates")
+        for n in chunk
+    ]
+    assert nodes == [
+        "cache_lookup",
+        "complexity_router",
+        "llm_planner",
+        "validator",
+        "llm_planner",
+        "validator",
+        "pattern_fallback",
+        "validator",
+        "executor",
+        "history_recorder",
+    ]
     r = run(llm_app(plan_message(bad), plan_message(bad), home=str(tmp_path)), "what is 2 plus 2")
     assert r["status"] == "completed" and r["answer"] == 4 and r["plan_source"] == "fallback"
 
@@ -221,8 +280,15 @@ def test_llm_garbage_output_is_repaired_once_then_falls_back() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "error_type"),
-    [("rate_limit", "rate_limit"), ("timeout", "timeout"), ("server_error", "server_error"),
-     ("connection", "server_error"), ("auth", "auth"), ("forbidden", "auth"), ("bad_request", "other")],
+    [
+        ("rate_limit", "rate_limit"),
+        ("timeout", "timeout"),
+        ("server_error", "server_error"),
+        ("connection", "server_error"),
+        ("auth", "auth"),
+        ("forbidden", "auth"),
+        ("bad_request", "other"),
+    ],
 )
 def test_each_llm_error_type_falls_back(kind: str, error_type: str) -> None:
     app = llm_app(openai_error(kind))
@@ -238,8 +304,18 @@ def test_each_llm_error_type_falls_back(kind: str, error_type: str) -> None:
 def test_llm_step_reference_add_then_complete() -> None:
     plan = {
         "steps": [
-            {"step_number": 1, "tool_name": "todo_store", "tool_input": {"action": "add", "text": "pay rent", "todo_id": None}, "reasoning": ""},
-            {"step_number": 2, "tool_name": "todo_store", "tool_input": {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}, "reasoning": ""},
+            {
+                "step_number": 1,
+                "tool_name": "todo_store",
+                "tool_input": {"action": "add", "text": "pay rent", "todo_id": None},
+                "reasoning": "",
+            },
+            {
+                "step_number": 2,
+                "tool_name": "todo_store",
+                "tool_input": {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"},
+                "reasoning": "",
+            },
         ],
         "final_goal": "add and complete",
     }
@@ -250,7 +326,14 @@ def test_llm_step_reference_add_then_complete() -> None:
 
 def test_llm_reference_to_missing_field_fails_the_step() -> None:
     plan = calc_plan("1+1")
-    plan["steps"].append({"step_number": 2, "tool_name": "todo_store", "tool_input": {"action": "get", "text": None, "todo_id": "{{step_1.id}}"}, "reasoning": ""})
+    plan["steps"].append(
+        {
+            "step_number": 2,
+            "tool_name": "todo_store",
+            "tool_input": {"action": "get", "text": None, "todo_id": "{{step_1.id}}"},
+            "reasoning": "",
+        }
+    )
     r = run(llm_app(plan_message(plan)), "something odd")
     assert r["status"] == "failed" and r["error_type"] == "tool_error"
     assert r["steps"][0]["ok"] and not r["steps"][1]["ok"]
@@ -258,7 +341,17 @@ def test_llm_reference_to_missing_field_fails_the_step() -> None:
 
 
 def test_llm_cannot_reach_another_users_todos() -> None:
-    plan = {"steps": [{"step_number": 1, "tool_name": "todo_store", "tool_input": {"action": "list", "text": None, "todo_id": None, "user_id": "alice"}, "reasoning": ""}], "final_goal": "x"}
+    plan = {
+        "steps": [
+            {
+                "step_number": 1,
+                "tool_name": "todo_store",
+                "tool_input": {"action": "list", "text": None, "todo_id": None, "user_id": "alice"},
+                "reasoning": "",
+            }
+        ],
+        "final_goal": "x",
+    }
     app = llm_app(*[plan_message(plan) for _ in range(4)])
     run(app, "add a todo to alice secret", user_id="alice")
     r = run(app, "list alice's todos please", user_id="mallory")
@@ -281,7 +374,11 @@ async def test_ainvoke_and_astream() -> None:
     app = build_graph()
     out = await app.ainvoke({"prompt": "what is 6 times 7"})
     assert out["response"]["answer"] == 42
-    nodes = [n async for chunk in app.astream({"prompt": "double 21"}, stream_mode="updates") for n in chunk]
+    nodes = [
+        n
+        async for chunk in app.astream({"prompt": "double 21"}, stream_mode="updates")
+        for n in chunk
+    ]
     assert nodes[0] == "cache_lookup" and nodes[-1] == "history_recorder"
 
 

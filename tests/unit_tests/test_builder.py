@@ -37,8 +37,15 @@ def test_graph_compiles() -> None:
 
 def test_node_set() -> None:
     nodes = set(build_graph().get_graph().nodes) - {"__start__", "__end__"}
-    assert nodes == {"cache_lookup", "complexity_router", "llm_planner", "validator",
-                     "pattern_fallback", "executor", "history_recorder"}
+    assert nodes == {
+        "cache_lookup",
+        "complexity_router",
+        "llm_planner",
+        "validator",
+        "pattern_fallback",
+        "executor",
+        "history_recorder",
+    }
     assert {n.__name__ for n in NODES} == nodes
 
 

@@ -18,7 +18,9 @@ def test_precedence_explicit_then_env_then_default() -> None:
 
 
 def test_env_strings_are_coerced() -> None:
-    ctx = Context.from_env({"CRANE_LLM_TIMEOUT_S": "2.5", "CRANE_PATTERN_FIRST": "no", "CRANE_CACHE": "1"})
+    ctx = Context.from_env(
+        {"CRANE_LLM_TIMEOUT_S": "2.5", "CRANE_PATTERN_FIRST": "no", "CRANE_CACHE": "1"}
+    )
     assert ctx.llm_timeout_s == 2.5 and ctx.pattern_first is False and ctx.cache_enabled is True
 
 
@@ -26,7 +28,9 @@ def test_empty_env_counts_as_unset() -> None:
     assert Context.from_env({"CRANE_HOME": "", "CRANE_LLM_TIMEOUT_S": " "}).home == "~/.crane"
 
 
-@pytest.mark.parametrize(("var", "value"), [("CRANE_LLM_TIMEOUT_S", "soon"), ("CRANE_PATTERN_FIRST", "maybe")])
+@pytest.mark.parametrize(
+    ("var", "value"), [("CRANE_LLM_TIMEOUT_S", "soon"), ("CRANE_PATTERN_FIRST", "maybe")]
+)
 def test_bad_env_value_names_the_variable(var: str, value: str) -> None:
     with pytest.raises(ValueError, match=var):
         Context.from_env({var: value})

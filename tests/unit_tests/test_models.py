@@ -43,7 +43,9 @@ def test_injected_models_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert models["fast"] is fake and set(models) == {"fast", "smart", "reasoning"}
 
 
-def test_endpoint_models_have_no_sdk_retries_and_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoint_models_have_no_sdk_retries_and_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     model = load_chat_model("gpt-4o-mini", Context.from_env({"CRANE_LLM_TIMEOUT_S": "3"}))
     assert model.max_retries == 0 and model.request_timeout == 3.0 and model.temperature == 0

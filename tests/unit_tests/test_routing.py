@@ -37,7 +37,10 @@ def test_route_after_cache_lookup(fields: dict[str, Any], expected: str) -> None
     assert route_after_cache_lookup(state(**fields)) == expected
 
 
-@pytest.mark.parametrize(("tier", "expected"), [("fast", "llm_planner"), ("smart", "llm_planner"), (None, "pattern_fallback")])
+@pytest.mark.parametrize(
+    ("tier", "expected"),
+    [("fast", "llm_planner"), ("smart", "llm_planner"), (None, "pattern_fallback")],
+)
 def test_route_after_complexity_router(tier: str | None, expected: str) -> None:
     assert route_after_complexity_router(state(tier=tier)) == expected
 
@@ -53,16 +56,27 @@ def test_route_after_llm_planner_impossible_state_raises() -> None:
 
 @pytest.mark.parametrize("error_type", ["rate_limit", "timeout", "server_error", "auth", "other"])
 def test_route_after_llm_planner_each_failure_type_falls_back(error_type: str) -> None:
-    assert route_after_llm_planner(state(error_type=error_type, llm_attempts=1)) == "pattern_fallback"
+    assert (
+        route_after_llm_planner(state(error_type=error_type, llm_attempts=1)) == "pattern_fallback"
+    )
 
 
 def test_route_after_llm_planner_invalid_output_is_repaired_once() -> None:
     assert route_after_llm_planner(state(error_type="invalid_output", repairs=0)) == "llm_planner"
-    assert route_after_llm_planner(state(error_type="invalid_output", repairs=1)) == "pattern_fallback"
+    assert (
+        route_after_llm_planner(state(error_type="invalid_output", repairs=1)) == "pattern_fallback"
+    )
 
 
 def test_every_llm_error_type_has_a_route() -> None:
-    assert set(LLM_ERROR_ROUTES) == {"rate_limit", "timeout", "server_error", "auth", "invalid_output", "other"}
+    assert set(LLM_ERROR_ROUTES) == {
+        "rate_limit",
+        "timeout",
+        "server_error",
+        "auth",
+        "invalid_output",
+        "other",
+    }
 
 
 @pytest.mark.parametrize(
@@ -70,11 +84,26 @@ def test_every_llm_error_type_has_a_route() -> None:
     [
         ({"plan": PLAN, "plan_source": "llm", "validation_errors": []}, "executor"),
         ({"plan": PLAN, "plan_source": "pattern", "validation_errors": []}, "executor"),
-        ({"plan": PLAN, "plan_source": "llm", "validation_errors": ["bad"], "repairs": 0}, "llm_planner"),
-        ({"plan": PLAN, "plan_source": "llm", "validation_errors": ["bad"], "repairs": 1}, "pattern_fallback"),
-        ({"plan": PLAN, "plan_source": "cache", "validation_errors": ["stale"]}, "complexity_router"),
-        ({"plan": PLAN, "plan_source": "pattern", "validation_errors": ["bad"]}, "history_recorder"),
-        ({"plan": PLAN, "plan_source": "fallback", "validation_errors": ["bad"]}, "history_recorder"),
+        (
+            {"plan": PLAN, "plan_source": "llm", "validation_errors": ["bad"], "repairs": 0},
+            "llm_planner",
+        ),
+        (
+            {"plan": PLAN, "plan_source": "llm", "validation_errors": ["bad"], "repairs": 1},
+            "pattern_fallback",
+        ),
+        (
+            {"plan": PLAN, "plan_source": "cache", "validation_errors": ["stale"]},
+            "complexity_router",
+        ),
+        (
+            {"plan": PLAN, "plan_source": "pattern", "validation_errors": ["bad"]},
+            "history_recorder",
+        ),
+        (
+            {"plan": PLAN, "plan_source": "fallback", "validation_errors": ["bad"]},
+            "history_recorder",
+        ),
     ],
 )
 def test_route_after_validator(fields: dict[str, Any], expected: str) -> None:

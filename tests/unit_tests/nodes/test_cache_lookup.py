@@ -8,7 +8,10 @@ from graph.plan import Plan, PlanStep
 from graph.state import State
 from nodes.cache_lookup import MAX_PROMPT_CHARS, cache_lookup
 
-PLAN = Plan(steps=[PlanStep(step_number=1, tool_name="calculator", tool_input={"expression": "2+2"})], final_goal="x")
+PLAN = Plan(
+    steps=[PlanStep(step_number=1, tool_name="calculator", tool_input={"expression": "2+2"})],
+    final_goal="x",
+)
 
 
 @pytest.mark.parametrize(
@@ -24,7 +27,9 @@ PLAN = Plan(steps=[PlanStep(step_number=1, tool_name="calculator", tool_input={"
         ("hi", "u" * 201, "user_id"),
     ],
 )
-def test_rejects_bad_input_with_a_sentence(services: Any, prompt: Any, user_id: Any, fragment: str) -> None:
+def test_rejects_bad_input_with_a_sentence(
+    services: Any, prompt: Any, user_id: Any, fragment: str
+) -> None:
     update = cache_lookup(State(prompt=prompt, user_id=user_id), services=services)
     assert update["error_type"] == "invalid_request"
     assert fragment in update["error"]
@@ -42,7 +47,10 @@ def test_hit_returns_the_plan_for_revalidation(services: Any) -> None:
     services.cache.store("default", services.signature, "what is 2+2", PLAN, "r1")
     update = cache_lookup(State(prompt="what is 2+2?"), services=services)
     assert update["plan"] == PLAN and update["plan_source"] == "cache"
-    assert cache_lookup(State(prompt="what is 2+2?", user_id="other"), services=services).get("plan") is None
+    assert (
+        cache_lookup(State(prompt="what is 2+2?", user_id="other"), services=services).get("plan")
+        is None
+    )
 
 
 def test_cache_can_be_turned_off(tmp_path: Any) -> None:

@@ -47,7 +47,9 @@ def test_offline_goes_to_the_rule_planner(services: Any) -> None:
         ("if it rains, remind me to take an umbrella", True, "smart"),
     ],
 )
-def test_tier_choice_with_an_llm(tmp_path: Any, request_: str, pattern_first: bool, tier: str | None) -> None:
+def test_tier_choice_with_an_llm(
+    tmp_path: Any, request_: str, pattern_first: bool, tier: str | None
+) -> None:
     models = {"fast": fake_model(), "smart": fake_model()}
     services = make_services(tmp_path, models=models, pattern_first=pattern_first)
     update = complexity_router(State(request=request_), services=services)
@@ -57,5 +59,7 @@ def test_tier_choice_with_an_llm(tmp_path: Any, request_: str, pattern_first: bo
 
 def test_missing_tier_uses_a_configured_one(tmp_path: Any) -> None:
     services = make_services(tmp_path, models={"fast": fake_model()})
-    update = complexity_router(State(request="if it rains, remind me to take an umbrella"), services=services)
+    update = complexity_router(
+        State(request="if it rains, remind me to take an umbrella"), services=services
+    )
     assert update["complexity"] == "complex" and update["tier"] == "fast"

@@ -10,10 +10,15 @@ from nodes.executor import ReferenceError_, executor, resolve
 
 
 def plan(*steps: tuple[str, dict[str, Any]]) -> Plan:
-    return Plan.model_validate({
-        "steps": [{"step_number": n, "tool_name": t, "tool_input": i} for n, (t, i) in enumerate(steps, 1)],
-        "final_goal": "x",
-    })
+    return Plan.model_validate(
+        {
+            "steps": [
+                {"step_number": n, "tool_name": t, "tool_input": i}
+                for n, (t, i) in enumerate(steps, 1)
+            ],
+            "final_goal": "x",
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,9 +46,11 @@ def test_resolve_errors(value: str) -> None:
 
 
 def test_runs_steps_in_order_and_resolves_references(services: Any) -> None:
-    p = plan(("todo_store", {"action": "add", "text": "call mom", "todo_id": None}),
-             ("todo_store", {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}),
-             ("calculator", {"expression": "{{step_1.id}} + 41"}))
+    p = plan(
+        ("todo_store", {"action": "add", "text": "call mom", "todo_id": None}),
+        ("todo_store", {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}),
+        ("calculator", {"expression": "{{step_1.id}} + 41"}),
+    )
     update = executor(State(plan=p, user_id="u1"), services=services)
     assert [s["ok"] for s in update["steps"]] == [True, True, True]
     assert update["steps"][1]["output"]["completed"] is True
@@ -52,7 +59,10 @@ def test_runs_steps_in_order_and_resolves_references(services: Any) -> None:
 
 
 def test_stops_at_the_first_failing_step(services: Any) -> None:
-    p = plan(("calculator", {"expression": "1/0"}), ("todo_store", {"action": "add", "text": "never", "todo_id": None}))
+    p = plan(
+        ("calculator", {"expression": "1/0"}),
+        ("todo_store", {"action": "add", "text": "never", "todo_id": None}),
+    )
     update = executor(State(plan=p), services=services)
     assert len(update["steps"]) == 1 and update["error_type"] == "tool_error"
     assert "Step 1 (calculator) failed" in update["error"] and update["answer"] is None
@@ -71,7 +81,10 @@ def test_an_unexpected_tool_exception_fails_the_step_not_the_run(services: Any) 
         raise RuntimeError("bug")
 
     services.todos.run = explode
-    update = executor(State(plan=plan(("todo_store", {"action": "list", "text": None, "todo_id": None}))), services=services)
+    update = executor(
+        State(plan=plan(("todo_store", {"action": "list", "text": None, "todo_id": None}))),
+        services=services,
+    )
     assert update["steps"][0]["ok"] is False and "unexpectedly" in update["error"]
 
 

@@ -8,20 +8,45 @@ from graph.plan import Plan
 from graph.state import State
 from nodes.history_recorder import history_recorder
 
-PLAN = Plan.model_validate({"steps": [{"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+2"}}], "final_goal": "x"})
-STEP = {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+2"}, "ok": True, "output": 4, "error": None}
+PLAN = Plan.model_validate(
+    {
+        "steps": [
+            {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+2"}}
+        ],
+        "final_goal": "x",
+    }
+)
+STEP = {
+    "step_number": 1,
+    "tool_name": "calculator",
+    "tool_input": {"expression": "2+2"},
+    "ok": True,
+    "output": 4,
+    "error": None,
+}
 
 
 def done(**kw: Any) -> State:
-    fields: dict[str, Any] = {"run_id": "r1", "started_at": time.time(), "prompt": "2+2", "request": "2+2",
-                              "normalized": "2+2", "plan": PLAN, "plan_source": "pattern", "steps": [STEP],
-                              "answer": 4, "complexity": "simple"}
+    fields: dict[str, Any] = {
+        "run_id": "r1",
+        "started_at": time.time(),
+        "prompt": "2+2",
+        "request": "2+2",
+        "normalized": "2+2",
+        "plan": PLAN,
+        "plan_source": "pattern",
+        "steps": [STEP],
+        "answer": 4,
+        "complexity": "simple",
+    }
     return State(**(fields | kw))
 
 
 def test_completed_response_follows_the_contract(services: Any) -> None:
     response = history_recorder(done(), services=services)["response"]
-    assert response["status"] == "completed" and response["answer"] == 4 and response["error"] is None
+    assert (
+        response["status"] == "completed" and response["answer"] == 4 and response["error"] is None
+    )
     assert response["plan"]["steps"][0]["tool_name"] == "calculator"
     assert response["latency_ms"] >= 0 and response["model"] is None
     json.dumps(response)
@@ -31,7 +56,12 @@ def test_completed_response_follows_the_contract(services: Any) -> None:
 
 def test_failed_run_is_recorded_not_cached(services: Any) -> None:
     bad_step = STEP | {"ok": False, "output": None, "error": "Division by zero is undefined."}
-    state = done(steps=[bad_step], answer=None, error="Step 1 (calculator) failed: Division by zero", error_type="tool_error")
+    state = done(
+        steps=[bad_step],
+        answer=None,
+        error="Step 1 (calculator) failed: Division by zero",
+        error_type="tool_error",
+    )
     response = history_recorder(state, services=services)["response"]
     assert response["status"] == "failed" and response["error_type"] == "tool_error"
     assert services.cache.entries == {}
@@ -39,7 +69,12 @@ def test_failed_run_is_recorded_not_cached(services: Any) -> None:
 
 def test_cached_plan_that_fails_is_evicted(services: Any) -> None:
     services.cache.store("default", services.signature, "2+2", PLAN, "r0")
-    state = done(plan_source="cache", steps=[STEP | {"ok": False, "error": "x"}], error="x", error_type="tool_error")
+    state = done(
+        plan_source="cache",
+        steps=[STEP | {"ok": False, "error": "x"}],
+        error="x",
+        error_type="tool_error",
+    )
     history_recorder(state, services=services)
     assert services.cache.entries == {}
 
@@ -52,7 +87,9 @@ def test_rejected_rule_plan_reports_the_validation_errors(services: Any) -> None
 
 
 def test_completed_fallback_run_hides_the_llm_error_but_explains_it(services: Any) -> None:
-    state = done(plan_source="fallback", error_type="timeout", llm_error="the model did not answer in time")
+    state = done(
+        plan_source="fallback", error_type="timeout", llm_error="the model did not answer in time"
+    )
     response = history_recorder(state, services=services)["response"]
     assert response["status"] == "completed" and response["error_type"] is None
     assert response["fallback_reason"] == "the model did not answer in time"

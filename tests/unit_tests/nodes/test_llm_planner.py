@@ -10,7 +10,14 @@ from nodes.llm_planner import llm_planner, planner_messages, system_prompt
 from tests.fakes import fake_model, make_services, openai_error, plan_message
 
 GOOD = {
-    "steps": [{"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "6*7"}, "reasoning": "r"}],
+    "steps": [
+        {
+            "step_number": 1,
+            "tool_name": "calculator",
+            "tool_input": {"expression": "6*7"},
+            "reasoning": "r",
+        }
+    ],
     "final_goal": "multiply",
 }
 
@@ -24,22 +31,35 @@ def test_success_writes_plan_model_and_tokens(tmp_path: Any) -> None:
     update = llm_planner(State(request="six times seven", tier="fast", tokens=3), services=services)
     assert update["plan"] == Plan.model_validate(GOOD)
     assert update["plan_source"] == "llm" and update["error_type"] is None
-    assert update["tokens"] == 80 and update["model"] == "fake-model" and update["llm_attempts"] == 1
+    assert (
+        update["tokens"] == 80 and update["model"] == "fake-model" and update["llm_attempts"] == 1
+    )
 
 
 @pytest.mark.parametrize(
     ("kind", "error_type"),
-    [("rate_limit", "rate_limit"), ("timeout", "timeout"), ("server_error", "server_error"),
-     ("connection", "server_error"), ("auth", "auth"), ("forbidden", "auth"), ("bad_request", "other")],
+    [
+        ("rate_limit", "rate_limit"),
+        ("timeout", "timeout"),
+        ("server_error", "server_error"),
+        ("connection", "server_error"),
+        ("auth", "auth"),
+        ("forbidden", "auth"),
+        ("bad_request", "other"),
+    ],
 )
 def test_errors_are_classified_never_raised(tmp_path: Any, kind: str, error_type: str) -> None:
-    update = llm_planner(State(request="x", tier="fast"), services=services_with(tmp_path, openai_error(kind)))
+    update = llm_planner(
+        State(request="x", tier="fast"), services=services_with(tmp_path, openai_error(kind))
+    )
     assert update["error_type"] == error_type
     assert update["plan"] is None and update["llm_error"]
 
 
 def test_unexpected_exception_is_other(tmp_path: Any) -> None:
-    update = llm_planner(State(request="x", tier="fast"), services=services_with(tmp_path, RuntimeError("boom")))
+    update = llm_planner(
+        State(request="x", tier="fast"), services=services_with(tmp_path, RuntimeError("boom"))
+    )
     assert update["error_type"] == "other" and "boom" in update["llm_error"]
 
 
@@ -60,8 +80,14 @@ def test_unparseable_output_is_invalid_output(tmp_path: Any, reply: Any) -> None
 def test_repair_sends_the_rejected_plan_and_the_errors(tmp_path: Any) -> None:
     services = services_with(tmp_path, plan_message(GOOD))
     bad = Plan(steps=[PlanStep(step_number=1, tool_name="abacus", tool_input={})], final_goal="x")
-    state = State(request="six times seven", tier="fast", plan=bad, plan_source="llm",
-                  validation_errors=["step 1: unknown tool 'abacus'"], llm_attempts=1)
+    state = State(
+        request="six times seven",
+        tier="fast",
+        plan=bad,
+        plan_source="llm",
+        validation_errors=["step 1: unknown tool 'abacus'"],
+        llm_attempts=1,
+    )
     update = llm_planner(state, services=services)
     assert update["repairs"] == 1 and update["llm_attempts"] == 2
     sent = services.models["fast"].prompts[0]

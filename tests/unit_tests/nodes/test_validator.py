@@ -10,19 +10,26 @@ from nodes.validator import plan_errors, validator
 
 
 def plan(*steps: tuple[int, str, Any]) -> Plan:
-    return Plan.model_validate({
-        "steps": [{"step_number": n, "tool_name": t, "tool_input": i, "reasoning": ""} for n, t, i in steps],
-        "final_goal": "x",
-    })
+    return Plan.model_validate(
+        {
+            "steps": [
+                {"step_number": n, "tool_name": t, "tool_input": i, "reasoning": ""}
+                for n, t, i in steps
+            ],
+            "final_goal": "x",
+        }
+    )
 
 
 TODO_LIST = {"action": "list", "text": None, "todo_id": None}
 
 
 def test_valid_plan_has_no_errors(services: Any) -> None:
-    p = plan((1, "todo_store", {"action": "add", "text": "a", "todo_id": None}),
-             (2, "todo_store", {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}),
-             (3, "calculator", {"expression": "{{step_1.id}} * 2"}))
+    p = plan(
+        (1, "todo_store", {"action": "add", "text": "a", "todo_id": None}),
+        (2, "todo_store", {"action": "complete", "text": None, "todo_id": "{{step_1.id}}"}),
+        (3, "calculator", {"expression": "{{step_1.id}} * 2"}),
+    )
     assert plan_errors(p, services.tools) == []
 
 
@@ -35,15 +42,30 @@ def test_valid_plan_has_no_errors(services: Any) -> None:
         (plan((1, "abacus", {})), "unknown tool 'abacus'"),
         (plan((2, "todo_store", TODO_LIST)), "numbered 2"),
         (plan((1, "todo_store", {"action": "burn", "text": None, "todo_id": None})), "action"),
-        (plan((1, "todo_store", {"action": "add", "text": None, "todo_id": None})), "needs a non-empty 'text'"),
-        (plan((1, "todo_store", {"action": "delete", "text": None, "todo_id": None})), "needs 'todo_id' or 'text'"),
-        (plan((1, "todo_store", TODO_LIST | {"user_id": "alice"})), "unknown argument(s) for todo_store: user_id"),
+        (
+            plan((1, "todo_store", {"action": "add", "text": None, "todo_id": None})),
+            "needs a non-empty 'text'",
+        ),
+        (
+            plan((1, "todo_store", {"action": "delete", "text": None, "todo_id": None})),
+            "needs 'todo_id' or 'text'",
+        ),
+        (
+            plan((1, "todo_store", TODO_LIST | {"user_id": "alice"})),
+            "unknown argument(s) for todo_store: user_id",
+        ),
         (plan((1, "calculator", {})), "expression"),
         (plan((1, "calculator", {"expression": 5})), "expression"),
         (plan((1, "calculator", {"expression": "2 +* 3"})), "syntax"),
         (plan((1, "calculator", {"expression": "__import__('os')"})), "calculator"),
         (plan((1, "calculator", {"expression": "{{step_1.result}} + 1"})), "refers to step 1"),
-        (plan((1, "calculator", {"expression": "1"}), (2, "calculator", {"expression": "{{step_3.result}}"})), "refers to step 3"),
+        (
+            plan(
+                (1, "calculator", {"expression": "1"}),
+                (2, "calculator", {"expression": "{{step_3.result}}"}),
+            ),
+            "refers to step 3",
+        ),
     ],
 )
 def test_invalid_plans(services: Any, p: Plan | None, fragment: str) -> None:
@@ -61,5 +83,10 @@ def test_node_writes_errors_and_evicts_stale_cache_entries(services: Any) -> Non
 def test_node_keeps_cache_for_valid_plans(services: Any) -> None:
     good = plan((1, "calculator", {"expression": "1+1"}))
     services.cache.store("default", services.signature, "q", good, "r0")
-    assert validator(State(plan=good, plan_source="cache", normalized="q"), services=services)["validation_errors"] == []
+    assert (
+        validator(State(plan=good, plan_source="cache", normalized="q"), services=services)[
+            "validation_errors"
+        ]
+        == []
+    )
     assert services.cache.entries
