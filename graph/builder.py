@@ -1,4 +1,4 @@
-"""Assemble Crane's seven-node graph; `graph` is the module-level instance `langgraph dev` serves."""
+"""Assemble Crane's seven-node graph: `build_graph()` for Python users, `build_builder()` for tests."""
 
 from __future__ import annotations
 
@@ -91,16 +91,3 @@ def build_graph(
     tier_models.update(models or {})
     services = Services.create(context, build_tier_models(context, tier_models))
     return build_builder(services).compile(checkpointer=checkpointer, store=store, name=name)
-
-
-@functools.cache
-def _server_graph() -> CompiledStateGraph[State, Context, InputState, OutputState]:
-    # No checkpointer or store: `langgraph dev` refuses graphs compiled with their own.
-    return build_graph()
-
-
-def __getattr__(name: str) -> Any:
-    """Build the module-level `graph` for `langgraph dev` on first access, not at import (PEP 562)."""
-    if name == "graph":
-        return _server_graph()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -59,8 +59,14 @@ def test_mermaid_snapshot() -> None:
     assert build_graph().get_graph().draw_mermaid(with_styles=False) == SNAPSHOT.read_text()
 
 
-def test_module_level_graph_for_langgraph_dev_is_lazy_and_cached() -> None:
+def test_importing_the_builder_builds_nothing() -> None:
     import graph.builder as builder
 
     assert "graph" not in vars(builder)
-    assert builder.graph is builder.graph
+
+
+def test_server_graph_has_no_own_checkpointer_or_store() -> None:
+    """`langgraph dev` refuses graphs compiled with their own persistence."""
+    from graph.server import graph
+
+    assert graph.checkpointer is None and graph.store is None and graph.name == "crane"

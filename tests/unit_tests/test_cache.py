@@ -9,7 +9,14 @@ from graph.cache import SqlitePlanCache, normalize
 from graph.history import SqliteHistory
 from graph.plan import Plan
 
-PLAN = Plan.model_validate({"steps": [{"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+2"}}], "final_goal": "x"})
+PLAN = Plan.model_validate(
+    {
+        "steps": [
+            {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+2"}}
+        ],
+        "final_goal": "x",
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -49,19 +56,44 @@ def test_cache_persists_across_instances(tmp_path: Path) -> None:
 
 def test_history_record_and_recent(tmp_path: Path) -> None:
     history = SqliteHistory(tmp_path / "h.sqlite")
-    base = {"status": "completed", "plan_source": "pattern", "plan": PLAN.model_dump(), "steps": [],
-            "answer": {"todos": []}, "error": None, "error_type": None, "complexity": "simple", "tier": None,
-            "model": None, "tokens": 0, "cost_usd": 0.0, "latency_ms": 1.0, "llm_attempts": 0, "path": ["a"]}
+    base = {
+        "status": "completed",
+        "plan_source": "pattern",
+        "plan": PLAN.model_dump(),
+        "steps": [],
+        "answer": {"todos": []},
+        "error": None,
+        "error_type": None,
+        "complexity": "simple",
+        "tier": None,
+        "model": None,
+        "tokens": 0,
+        "cost_usd": 0.0,
+        "latency_ms": 1.0,
+        "llm_attempts": 0,
+        "path": ["a"],
+    }
     for i, user in enumerate(["a", "b", "a"]):
-        history.record(base | {"run_id": f"r{i}", "user_id": user, "created_at": float(i), "prompt": f"p{i}"})
+        history.record(
+            base | {"run_id": f"r{i}", "user_id": user, "created_at": float(i), "prompt": f"p{i}"}
+        )
     assert [r["run_id"] for r in history.recent("a")] == ["r2", "r0"]
     assert [r["run_id"] for r in history.recent()] == ["r2", "r1", "r0"]
-    assert history.recent("a")[0]["plan"] == PLAN.model_dump() and history.recent("a")[0]["answer"] == {"todos": []}
+    assert history.recent("a")[0]["plan"] == PLAN.model_dump() and history.recent("a")[0][
+        "answer"
+    ] == {"todos": []}
 
 
 def test_history_concurrent_writers(tmp_path: Path) -> None:
     history = SqliteHistory(tmp_path / "h.sqlite")
-    row = {"user_id": "u", "prompt": "p", "status": "failed", "steps": [], "latency_ms": 1.0, "path": []}
+    row = {
+        "user_id": "u",
+        "prompt": "p",
+        "status": "failed",
+        "steps": [],
+        "latency_ms": 1.0,
+        "path": [],
+    }
 
     def write(i: int) -> None:
         history.record(row | {"run_id": f"r{i}", "created_at": float(i)})
