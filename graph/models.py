@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from graph.context import Context
 from graph.plan import Plan
-from graph.state import ErrorType
+from graph.state import LlmErrorType
 
 TIERS: tuple[str, ...] = ("fast", "smart", "reasoning")
 """Model tiers, cheapest first."""
@@ -81,7 +81,7 @@ def structured_planner(model: BaseChatModel) -> Runnable[Any, dict[str, Any]]:
     )
 
 
-def classify_llm_error(exc: BaseException) -> ErrorType:
+def classify_llm_error(exc: BaseException) -> LlmErrorType:
     """Map an exception from a chat model call to the error type that selects the next edge."""
     import httpx
     import openai

@@ -10,14 +10,11 @@ from graph.plan import Plan
 
 Complexity = Literal["simple", "moderate", "complex"]
 PlanSource = Literal["cache", "llm", "pattern", "fallback"]
+LlmErrorType = Literal["rate_limit", "timeout", "server_error", "auth", "invalid_output", "other"]
+"""Failures of an LLM call; each selects its own edge after `llm_planner`."""
+
 ErrorType = Literal[
-    # raised by the LLM path, one edge policy each
-    "rate_limit",
-    "timeout",
-    "server_error",
-    "auth",
-    "invalid_output",
-    "other",
+    LlmErrorType,
     # the run's own outcome
     "invalid_request",
     "unsupported_request",

@@ -59,6 +59,18 @@ def fake_model(*replies: Any) -> FakeChatModel:
 _REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 
 
+OPENAI_ERROR_TYPES: list[tuple[str, str]] = [
+    ("rate_limit", "rate_limit"),
+    ("timeout", "timeout"),
+    ("server_error", "server_error"),
+    ("connection", "server_error"),
+    ("auth", "auth"),
+    ("forbidden", "auth"),
+    ("bad_request", "other"),
+]
+"""Each kind of `openai_error` and the `error_type` Crane must classify it as."""
+
+
 def openai_error(kind: str) -> BaseException:
     """Return the exception the openai SDK raises for `kind` of failure."""
 

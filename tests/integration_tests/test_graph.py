@@ -11,7 +11,7 @@ import pytest
 
 from graph import build_graph
 from graph.state import State
-from tests.fakes import fake_model, openai_error, plan_message
+from tests.fakes import OPENAI_ERROR_TYPES, fake_model, openai_error, plan_message
 
 
 def calc_plan(expression: str) -> dict[str, Any]:
@@ -280,15 +280,7 @@ def test_llm_garbage_output_is_repaired_once_then_falls_back() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "error_type"),
-    [
-        ("rate_limit", "rate_limit"),
-        ("timeout", "timeout"),
-        ("server_error", "server_error"),
-        ("connection", "server_error"),
-        ("auth", "auth"),
-        ("forbidden", "auth"),
-        ("bad_request", "other"),
-    ],
+    OPENAI_ERROR_TYPES,
 )
 def test_each_llm_error_type_falls_back(kind: str, error_type: str) -> None:
     app = llm_app(openai_error(kind))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -13,7 +13,7 @@ from graph.routing import (
     route_after_pattern_fallback,
     route_after_validator,
 )
-from graph.state import State
+from graph.state import LlmErrorType, State
 
 PLAN = Plan(
     steps=[PlanStep(step_number=1, tool_name="calculator", tool_input={"expression": "1+1"})],
@@ -69,14 +69,7 @@ def test_route_after_llm_planner_invalid_output_is_repaired_once() -> None:
 
 
 def test_every_llm_error_type_has_a_route() -> None:
-    assert set(LLM_ERROR_ROUTES) == {
-        "rate_limit",
-        "timeout",
-        "server_error",
-        "auth",
-        "invalid_output",
-        "other",
-    }
+    assert set(LLM_ERROR_ROUTES) == set(get_args(LlmErrorType))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from graph.plan import Plan, PlanStep
 from graph.state import State
 from nodes.llm_planner import llm_planner, planner_messages, system_prompt
-from tests.fakes import fake_model, make_services, openai_error, plan_message
+from tests.fakes import OPENAI_ERROR_TYPES, fake_model, make_services, openai_error, plan_message
 
 GOOD = {
     "steps": [
@@ -38,15 +38,7 @@ def test_success_writes_plan_model_and_tokens(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "error_type"),
-    [
-        ("rate_limit", "rate_limit"),
-        ("timeout", "timeout"),
-        ("server_error", "server_error"),
-        ("connection", "server_error"),
-        ("auth", "auth"),
-        ("forbidden", "auth"),
-        ("bad_request", "other"),
-    ],
+    OPENAI_ERROR_TYPES,
 )
 def test_errors_are_classified_never_raised(tmp_path: Any, kind: str, error_type: str) -> None:
     update = llm_planner(
