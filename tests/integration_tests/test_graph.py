@@ -376,3 +376,22 @@ async def test_ainvoke_and_astream() -> None:
 
 def test_state_defaults_are_a_valid_input() -> None:
     assert State().prompt == "" and State().user_id == "default"
+
+
+def test_word_salad_never_raises_and_responses_are_consistent() -> None:
+    import random
+
+    words = (
+        "add todo remind me to then and show list delete complete done what is of percent % "
+        "times plus minus divided by 3 12 0 -1 1e9 ( ) sqrt half double average my the it "
+        "{{step_1.id}} ' \" ; , ? ! 🦜 \x00 DROP TABLE"
+    ).split(" ")
+    rng = random.Random(7)
+    app = build_graph()
+    for _ in range(150):
+        prompt = " ".join(rng.choice(words) for _ in range(rng.randint(1, 14)))
+        r = run(app, prompt)
+        assert (r["status"] == "completed") == (r["error"] is None), (prompt, r)
+        assert r["status"] == "completed" or r["error_type"], (prompt, r)
+        if r["status"] == "completed":
+            assert all(s["ok"] for s in r["steps"]) and r["answer"] == r["steps"][-1]["output"]
