@@ -1,8 +1,9 @@
 """Plan cache: plans of runs that validated and executed, looked up per user and planner signature.
 
 This is the exact level: the key is the normalized request. Normalization only folds what cannot
-change a plan's literals (surrounding and repeated whitespace, trailing `?`, `!` and `.`); case is
-kept because a todo's text keeps the person's casing. The FAISS semantic level extends `lookup`
+change a plan (surrounding and repeated whitespace, trailing question marks). Everything else is
+kept: case (a todo's text keeps the person's casing), `!` (a factorial: "what is 5!") and `.`
+(a decimal point: "what is 5."). The FAISS semantic level extends `lookup`
 without changing the node that calls it.
 """
 
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS plans (
 )
 
 _SPACE = re.compile(r"\s+")
-_TRAILING = re.compile(r"[\s?!.]+$")
+_TRAILING = re.compile(r"[\s?]+$")
 
 
 def normalize(request: str) -> str:

@@ -66,10 +66,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_todos(args: argparse.Namespace) -> int:
     from graph.context import Context
-    from tools.todo_store import TodoStore
+    from tools.todo_store import TodoError, TodoStore
 
     store = TodoStore(Context.from_env().home_path / "todos.sqlite")
-    todos = store.list(args.user)
+    try:
+        todos = store.list(args.user)
+    except TodoError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(todos, ensure_ascii=False, indent=2) if args.json else _format_output(todos))
     return 0
 

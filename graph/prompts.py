@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-PROMPT_VERSION = "1"
-"""Bump when a prompt changes meaning: it is part of the plan cache's key."""
-
 PLANNER_SYSTEM_PROMPT = """\
 You are the planner of Crane, an assistant that fulfils a person's request by calling tools.
 Turn the request into a plan: the smallest ordered list of tool calls that fulfils it.

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
+from graph import pattern_planner, prompts
 from graph.cache import PlanCache, SqlitePlanCache
 from graph.context import Context
 from graph.history import HistoryStore, SqliteHistory
 from graph.models import model_name, structured_planner
-from graph.pattern_planner import PLANNER_VERSION
-from graph.prompts import PROMPT_VERSION
 from tools.registry import ToolRegistry, build_registry
 from tools.todo_store import TodoStore
+
+
+def planner_signature(tools: ToolRegistry) -> str:
+    """Return a hash of everything a plan is made from: tool specs, prompts and the rules' code.
+
+    Hashing the content rather than trusting hand-bumped version numbers means an edited tool,
+    prompt or rule can never be served a plan made under the old one.
+    """
+    digest = hashlib.sha256(tools.signature().encode())
+    digest.update(Path(prompts.__file__).read_bytes())
+    digest.update(Path(pattern_planner.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -45,8 +57,7 @@ class Services:
     def __post_init__(self) -> None:
         """Bind every tier's model to the plan schema and compute the signature, once."""
         self.planners = {tier: structured_planner(m) for tier, m in self.models.items()}
-        raw = f"{self.tools.signature()}|prompt={PROMPT_VERSION}|rules={PLANNER_VERSION}"
-        self.signature = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        self.signature = planner_signature(self.tools)
 
     def model_name(self, tier: str) -> str | None:
         """Return the name of the model serving `tier`, if any."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Annotated, Any, Literal
 
 from graph.plan import Plan
@@ -21,6 +20,18 @@ ErrorType = Literal[
     "validation_error",
     "tool_error",
 ]
+
+
+FIRST_NODE = "cache_lookup"
+
+
+def extend_path(left: list[str], right: list[str]) -> list[str]:
+    """Append the nodes a step visited; a run's path restarts at its first node.
+
+    The restart matters on a checkpointed thread, where state (and so the path) carries over
+    from the thread's previous run.
+    """
+    return list(right) if right[:1] == [FIRST_NODE] else [*left, *right]
 
 
 @dataclass(kw_only=True)
@@ -89,6 +100,9 @@ class State(InputState, OutputState):
     llm_error: str | None = None
     """The last LLM failure, as a sentence (kept when the fallback planner takes over)."""
 
+    fallback_reason: str | None = None
+    """Why the LLM path gave up, when the rule planner took over from it."""
+
     model: str | None = None
     """The model that produced the plan, when an LLM did."""
 
@@ -110,5 +124,20 @@ class State(InputState, OutputState):
     error_type: ErrorType | None = None
     """The class of the failure; the LLM path's types select the edge taken after `llm_planner`."""
 
-    path: Annotated[list[str], operator.add] = field(default_factory=list)
+    path: Annotated[list[str], extend_path] = field(default_factory=list)
     """The nodes visited, in order; each node appends its own name."""
+
+
+def run_defaults() -> dict[str, Any]:
+    """Return every per-run field at its default: what the first node resets.
+
+    On a checkpointed thread (a checkpointer, or `langgraph dev` with a thread) the previous
+    run's state is still there; without this reset its error, plan or steps would leak into
+    the next run.
+    """
+    kept = {f.name for f in fields(InputState)} | {f.name for f in fields(OutputState)} | {"path"}
+    return {
+        f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+        for f in fields(State)
+        if f.name not in kept
+    }

@@ -11,7 +11,7 @@ from typing import Any
 from graph.cache import normalize
 from graph.db import STORAGE_ERRORS
 from graph.services import Services
-from graph.state import State
+from graph.state import FIRST_NODE, State, run_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,12 @@ MAX_PROMPT_CHARS = 4000
 MAX_USER_ID_CHARS = 200
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters and replace lone surrogates, which SQLite cannot store as UTF-8."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
 def admission_error(prompt: Any, user_id: Any) -> str | None:
@@ -38,15 +44,15 @@ def admission_error(prompt: Any, user_id: Any) -> str | None:
 
 def cache_lookup(state: State, *, services: Services) -> dict[str, Any]:
     """Admit the request, then reuse the plan of an earlier successful run of the same request."""
-    update: dict[str, Any] = {
+    update: dict[str, Any] = run_defaults() | {
         "run_id": str(uuid.uuid4()),
         "started_at": time.time(),
-        "path": ["cache_lookup"],
+        "path": [FIRST_NODE],
     }
     problem = admission_error(state.prompt, state.user_id)
     if problem:
         return update | {"error": problem, "error_type": "invalid_request"}
-    request = _CONTROL.sub("", state.prompt).strip()
+    request = clean_text(state.prompt).strip()
     update |= {"request": request, "normalized": normalize(request)}
     if not services.context.cache_enabled:
         return update

@@ -52,13 +52,13 @@ def complexity_router(state: State, *, services: Services) -> dict[str, Any]:
     tier: str | None = COMPLEXITY_TIER[complexity]
     if not services.models:
         tier, reason = None, "no LLM configured (OPENAI_API_KEY unset): rule-based planner"
-    elif tier not in services.models:
-        tier = next(iter(services.models))
-        reason = f"{complexity} request; its tier has no model, using {tier}"
     elif (
         services.context.pattern_first and complexity == "simple" and features["pattern_confident"]
     ):
         tier, reason = None, "simple request the rule-based planner fully understands"
+    elif tier not in services.models:
+        tier = next(iter(services.models))
+        reason = f"{complexity} request; its tier has no model, using {tier}"
     else:
         reason = f"{complexity} request: {tier} tier"
     return {

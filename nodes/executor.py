@@ -37,18 +37,26 @@ def _lookup(outputs: dict[int, Any], step: int, field: str | None) -> Any:
     )
 
 
+def _as_text(value: Any) -> str:
+    """Return a referenced value as it must read inside a longer string."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        return f"({value})"  # "{{step_1.result}} ** 2" with -5 must mean (-5) ** 2, not -(5 ** 2)
+    return str(value)
+
+
 def resolve(value: Any, outputs: dict[int, Any]) -> Any:
     """Replace `{{step_N.field}}` references inside `value` with earlier steps' outputs.
 
     A string that is exactly one reference becomes the referenced value, of any type; a reference
-    inside a longer string is replaced by its text (so `"{{step_1.result}} * 2"` works).
+    inside a longer string is replaced by its text (so `"{{step_1.result}} * 2"` works), a
+    negative number in parentheses.
     """
     if isinstance(value, str):
         whole = STEP_REFERENCE.fullmatch(value.strip())
         if whole:
             return _lookup(outputs, int(whole.group(1)), whole.group(2))
         return STEP_REFERENCE.sub(
-            lambda m: str(_lookup(outputs, int(m.group(1)), m.group(2))), value
+            lambda m: _as_text(_lookup(outputs, int(m.group(1)), m.group(2))), value
         )
     if isinstance(value, dict):
         return {k: resolve(v, outputs) for k, v in value.items()}

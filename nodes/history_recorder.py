@@ -9,6 +9,7 @@ from typing import Any
 from graph.db import STORAGE_ERRORS
 from graph.services import Services
 from graph.state import State
+from nodes.cache_lookup import MAX_PROMPT_CHARS, MAX_USER_ID_CHARS, clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +36,23 @@ def build_response(state: State, latency_ms: float) -> dict[str, Any]:
         "tokens": state.tokens,
         "cost_usd": state.cost_usd,
         "latency_ms": round(latency_ms, 3),
-        "fallback_reason": state.llm_error if state.plan_source == "fallback" else None,
+        "fallback_reason": state.fallback_reason,
     }
+
+
+def _recorded(value: Any, limit: int) -> str:
+    """Return what history keeps of an input: storable text, bounded even for rejected input."""
+    text = value if isinstance(value, str) else repr(value)
+    return clean_text(text[: limit + 1])
 
 
 def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
     """Return the history record of a run."""
     return {
         "run_id": state.run_id,
-        "user_id": state.user_id if isinstance(state.user_id, str) else repr(state.user_id),
+        "user_id": _recorded(state.user_id, MAX_USER_ID_CHARS),
         "created_at": state.started_at,
-        "prompt": state.prompt if isinstance(state.prompt, str) else repr(state.prompt)[:1000],
+        "prompt": _recorded(state.prompt, MAX_PROMPT_CHARS),
         "status": response["status"],
         "plan_source": state.plan_source,
         "plan": response["plan"],
@@ -84,7 +91,9 @@ def _update_cache(state: State, services: Services, *, completed: bool) -> None:
     if not services.context.cache_enabled or state.plan is None or not state.normalized:
         return
     key = (state.user_id, services.signature, state.normalized)
-    if completed and state.plan_source != "cache":
+    # A fallback plan is a degraded stand-in for the LLM's: once the LLM is back, planning from
+    # scratch would not produce it, so it must not be served from the cache either.
+    if completed and state.plan_source in ("llm", "pattern"):
         services.cache.store(*key, state.plan, state.run_id)
     elif not completed and state.plan_source == "cache":
         services.cache.evict(*key)

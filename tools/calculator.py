@@ -26,8 +26,11 @@ Decisions worth knowing:
 - `round` rounds half away from zero on the decimal digits as written (`round(2.5)` is 3,
   `round(2.675, 2)` is 2.68), which is what people expect, not Python's banker's rounding.
 - Results are rounded to 12 significant digits to hide binary noise (`0.1 + 0.2` is 0.3), and
-  integral results below 10**15 are returned as `int`. Exact integer arithmetic stays exact:
-  `factorial(50)` is returned in full.
+  integral results below 10**15 are returned as `int`. Integer arithmetic stays exact while it
+  runs (`factorial(50) / factorial(48)` is 2450), and integer results up to 2**63 - 1 are
+  returned exactly; larger results come back as floats (`factorial(50)` is 3.04140932017e+64),
+  since 64 bits is what checkpointers and most JSON readers carry, and results beyond the float
+  range (about 1.8e308) are refused.
 - Integers are bounded to 1000 digits, so the largest factorial is `factorial(449)`.
 """
 
@@ -923,12 +926,25 @@ def _evaluate_node(node: ast.expr) -> Number:
     )
 
 
+_MAX_EXACT_RESULT: Final = 2**63 - 1
+"""Integer results up to this are returned exactly; larger ones as floats."""
+
+
 def _finish(value: Number) -> Number:
-    """Hide binary noise and return integral results below 10**15 as int."""
+    """Hide binary noise, return integral results below 10**15 as int, huge ints as floats."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
-        return value
+        if abs(value) <= _MAX_EXACT_RESULT:
+            return value
+        # Beyond 64 bits an int cannot be checkpointed (msgpack) nor read exactly by most JSON
+        # consumers, so it is returned as a float, as a pocket calculator would show it.
+        try:
+            value = float(value)
+        except OverflowError:
+            raise CalculatorError(
+                "too_large", "The result is too large to return (the limit is about 1.8e308)."
+            ) from None
     rounded = float(f"{value:.{_SIGNIFICANT_DIGITS}g}")
     if rounded.is_integer() and abs(rounded) < _INT_RESULT_LIMIT:
         return int(rounded)

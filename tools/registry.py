@@ -86,12 +86,15 @@ class ToolRegistry:
         """Return the problems of `tool_input` for tool `name`; empty when it is acceptable."""
         if not isinstance(tool_input, dict):
             return [f"tool_input must be an object, got {type(tool_input).__name__}"]
-        schema = self.visible_schema(name)
-        extra = sorted(set(tool_input) - set(schema.model_fields))
+        extra = sorted(set(tool_input) - set(self.visible_schema(name).model_fields))
         if extra:
             return [f"unknown argument(s) for {name}: {', '.join(extra)}"]
+        full = self.get(name).args_schema
+        assert isinstance(full, type) and issubclass(full, BaseModel)
         try:
-            schema.model_validate(tool_input)
+            # The tool's own schema, not the LLM-facing copy: that copy drops model config such
+            # as coercing a numeric todo_id to a string, which the tool itself accepts.
+            full.model_validate(tool_input)
         except ValidationError as exc:
             return [
                 f"{name}.{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"

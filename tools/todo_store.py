@@ -373,6 +373,15 @@ def _find(
         return _row_to_todo(row)
     assert query is not None  # _check_selector guarantees an id or a query
     todos = _all_todos(conn, user_id)
+    # An exact match wins over everything, even for complete: completing a done todo is a
+    # no-op, which beats completing a different, merely similar one. Among exact duplicates
+    # complete takes the first open one, else the first.
+    wanted = _fold(query)
+    exact = [t for t in todos if _fold(t["text"]) == wanted]
+    if exact:
+        if prefer_open:
+            exact = [t for t in exact if not t["completed"]] or exact
+        return exact[0]
     candidates: builtins.list[dict[str, Any]] = []
     if prefer_open:
         candidates = _match(query, [t for t in todos if not t["completed"]])
@@ -396,21 +405,45 @@ def _find(
 
 
 def _match(query: str, todos: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
-    """Return the todos ``query`` names, from the strictest rule that matches any."""
-    wanted = _fold(query)
-    folded = [(todo, _fold(todo["text"])) for todo in todos]
-    for todo, text in folded:
-        if text == wanted:
-            return [todo]
-    contained = [todo for todo, text in folded if wanted in text or text in wanted]
+    """Return the todos ``query`` loosely names, from the strictest rule that matches any.
+
+    First whole-word containment: the query's words form a contiguous run in the todo's, or
+    the todo's in the query's ("the dentist" names "call the dentist", but "bread" never
+    names "read"). Then every content word of the query appears somewhere in the todo.
+    Words are compared casefolded and lightly stemmed throughout.
+    """
+    wanted = _words(query)
+    tokenised = [(todo, _words(todo["text"])) for todo in todos]
+    contained = [
+        todo
+        for todo, words in tokenised
+        if (_has_content(wanted) and _contains_run(words, wanted))
+        or (_has_content(words) and _contains_run(wanted, words))
+    ]
     if contained:
         return contained
-    content = {_stem(w) for w in _WORD_PATTERN.findall(wanted) if w not in _STOP_WORDS}
+    content = {w for w in wanted if w not in _STOP_WORDS}
     if not content:
         return []
-    return [
-        todo for todo, text in folded if content <= {_stem(w) for w in _WORD_PATTERN.findall(text)}
-    ]
+    return [todo for todo, words in tokenised if content <= set(words)]
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Return ``text`` as casefolded words, punctuation dropped, all but stop words stemmed."""
+    return tuple(w if w in _STOP_WORDS else _stem(w) for w in _WORD_PATTERN.findall(_fold(text)))
+
+
+def _has_content(words: tuple[str, ...]) -> bool:
+    """Whether ``words`` holds anything but stop words; stop words alone name nothing."""
+    return any(w not in _STOP_WORDS for w in words)
+
+
+def _contains_run(words: tuple[str, ...], run: tuple[str, ...]) -> bool:
+    """Whether ``run`` occurs in ``words`` as a contiguous sequence of whole words."""
+    size = len(run)
+    if size == 0 or size > len(words):
+        return False
+    return any(words[i : i + size] == run for i in range(len(words) - size + 1))
 
 
 def _fold(text: str) -> str:

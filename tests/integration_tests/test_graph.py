@@ -395,3 +395,72 @@ def test_word_salad_never_raises_and_responses_are_consistent() -> None:
         assert r["status"] == "completed" or r["error_type"], (prompt, r)
         if r["status"] == "completed":
             assert all(s["ok"] for s in r["steps"]) and r["answer"] == r["steps"][-1]["output"]
+
+
+# --- regressions found in review -----------------------------------------------------------------
+
+
+def test_checkpointed_thread_runs_are_independent() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    app = build_graph(checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "t1"}}
+    first = app.invoke({"prompt": "compose a sonnet"}, cfg)["response"]
+    second = app.invoke({"prompt": "what is 2+2"}, cfg)["response"]
+    third = app.invoke({"prompt": "double 21"}, cfg)["response"]
+    assert first["status"] == "failed"
+    assert second["status"] == "completed" and second["answer"] == 4
+    assert third["answer"] == 42 and len(third["steps"]) == 1 and third["plan_source"] == "pattern"
+    assert app.get_state(cfg).values["path"][0] == "cache_lookup"
+    assert app.get_state(cfg).values["path"].count("cache_lookup") == 1
+
+
+def test_results_beyond_64_bits_survive_a_checkpointer() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    app = build_graph(checkpointer=InMemorySaver())
+    r = app.invoke({"prompt": "what is 2**64"}, {"configurable": {"thread_id": "big"}})["response"]
+    assert r["status"] == "completed" and r["answer"] == pytest.approx(2**64)
+
+
+def test_negative_result_substituted_into_a_later_expression() -> None:
+    plan = calc_plan("2 - 7")
+    plan["steps"].append(
+        {
+            "step_number": 2,
+            "tool_name": "calculator",
+            "tool_input": {"expression": "{{step_1.result}} ** 2"},
+            "reasoning": "",
+        }
+    )
+    r = run(llm_app(plan_message(plan)), "take 7 from 2 and square the result")
+    assert r["answer"] == 25
+
+
+def test_factorial_is_not_folded_into_the_plain_number_by_the_cache() -> None:
+    app = build_graph()
+    assert run(app, "what is 5")["answer"] == 5
+    assert run(app, "what is 5!")["answer"] == 120
+
+
+def test_fallback_plans_are_not_cached(tmp_path: Path) -> None:
+    app = llm_app(openai_error("timeout"), plan_message(calc_plan("9 * 6")), home=str(tmp_path))
+    assert run(app, "what is 9 times 6")["plan_source"] == "fallback"
+    assert (
+        run(app, "what is 9 times 6")["plan_source"] == "llm"
+    )  # planned afresh, LLM healthy again
+
+
+def test_fallback_reason_after_invalid_llm_plans(tmp_path: Path) -> None:
+    bad = calc_plan("2 +* 2")
+    r = run(llm_app(plan_message(bad), plan_message(bad), home=str(tmp_path)), "what is 2 plus 2")
+    assert r["plan_source"] == "fallback" and "invalid" in r["fallback_reason"]
+
+
+def test_lone_surrogate_prompt_is_answered_and_recorded(tmp_path: Path) -> None:
+    app = build_graph(home=str(tmp_path))
+    r = run(app, "what is 2+2\ud800")
+    with sqlite3.connect(tmp_path / "history.sqlite") as conn:
+        rows = conn.execute("SELECT run_id FROM runs").fetchall()
+    conn.close()
+    assert rows == [(r["run_id"],)]

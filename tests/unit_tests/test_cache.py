@@ -23,9 +23,10 @@ PLAN = Plan.model_validate(
     ("raw", "expected"),
     [
         ("what is 2+2?", "what is 2+2"),
-        ("  what   is\t2+2 ?! ", "what is 2+2"),
-        ("Add a todo to Call Mom.", "Add a todo to Call Mom"),  # case is a literal a plan may copy
-        ("what is 1.5", "what is 1.5"),
+        ("  what   is\t2+2 ?? ", "what is 2+2"),
+        ("Add a todo to Call Mom", "Add a todo to Call Mom"),  # case is a literal a plan may copy
+        ("what is 5!", "what is 5!"),  # a factorial
+        ("what is 5.", "what is 5."),
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:
@@ -35,6 +36,7 @@ def test_normalize(raw: str, expected: str) -> None:
 def test_normalize_keeps_distinct_requests_distinct() -> None:
     assert normalize("add a todo to call mom") != normalize("add a todo to Call Mom")
     assert normalize("what is 15% of 200") != normalize("what is 15% of 300")
+    assert normalize("what is 5!") != normalize("what is 5")
 
 
 def test_store_lookup_evict(tmp_path: Path) -> None:
@@ -101,3 +103,20 @@ def test_history_concurrent_writers(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(write, range(50)))
     assert len(history.recent(limit=100)) == 50
+
+
+def test_planner_signature_changes_with_the_tools(tmp_path: Path) -> None:
+    from graph.services import planner_signature
+    from tools.calculator import calculator
+    from tools.registry import ToolRegistry, build_registry
+    from tools.todo_store import TodoStore
+
+    full = build_registry(TodoStore(tmp_path / "t.sqlite"))
+    assert planner_signature(full) == planner_signature(
+        build_registry(TodoStore(tmp_path / "u.sqlite"))
+    )
+    assert planner_signature(full) != planner_signature(ToolRegistry([calculator]))
+    renamed = calculator.model_copy(update={"description": calculator.description + " Also trig."})
+    assert planner_signature(full) != planner_signature(
+        ToolRegistry([renamed, full.get("todo_store")])
+    )

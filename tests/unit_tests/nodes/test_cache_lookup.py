@@ -38,7 +38,7 @@ def test_rejects_bad_input_with_a_sentence(
 
 def test_miss_normalizes_and_strips_control_characters(services: Any) -> None:
     update = cache_lookup(State(prompt="  what is\x00 2+2 ?? "), services=services)
-    assert "error" not in update and "plan" not in update
+    assert update["error"] is None and update["plan"] is None
     assert update["request"] == "what is 2+2 ??"
     assert update["normalized"] == "what is 2+2"
 
@@ -58,7 +58,7 @@ def test_cache_can_be_turned_off(tmp_path: Any) -> None:
 
     services = make_services(tmp_path, cache_enabled=False)
     services.cache.store("default", services.signature, "what is 2+2", PLAN, "r1")
-    assert "plan" not in cache_lookup(State(prompt="what is 2+2"), services=services)
+    assert cache_lookup(State(prompt="what is 2+2"), services=services)["plan"] is None
 
 
 def test_a_broken_cache_is_a_miss(services: Any) -> None:
@@ -67,4 +67,42 @@ def test_a_broken_cache_is_a_miss(services: Any) -> None:
 
     services.cache.lookup = broken
     update = cache_lookup(State(prompt="what is 2+2"), services=services)
-    assert "error" not in update and "plan" not in update
+    assert update["error"] is None and update["plan"] is None
+
+
+def test_every_per_run_field_is_reset(services: Any) -> None:
+    """On a checkpointed thread the previous run's state is still there."""
+    previous = State(
+        prompt="2+2",
+        error="old",
+        error_type="tool_error",
+        plan=PLAN,
+        plan_source="llm",
+        steps=[{"ok": False}],
+        validation_errors=["x"],
+        llm_attempts=2,
+        repairs=1,
+        llm_error="e",
+        tokens=9,
+        answer=3,
+        tier="fast",
+        path=["a", "b"],
+    )
+    update = cache_lookup(previous, services=services)
+    fresh = State(prompt="2+2")
+    for name in (
+        "error",
+        "error_type",
+        "plan",
+        "plan_source",
+        "steps",
+        "validation_errors",
+        "llm_attempts",
+        "repairs",
+        "llm_error",
+        "tokens",
+        "answer",
+        "tier",
+    ):
+        assert update[name] == getattr(fresh, name), name
+    assert update["path"] == ["cache_lookup"]

@@ -63,3 +63,8 @@ def test_missing_tier_uses_a_configured_one(tmp_path: Any) -> None:
         State(request="if it rains, remind me to take an umbrella"), services=services
     )
     assert update["complexity"] == "complex" and update["tier"] == "fast"
+
+
+def test_pattern_first_applies_whichever_tiers_are_configured(tmp_path: Any) -> None:
+    services = make_services(tmp_path, models={"smart": fake_model()})
+    assert complexity_router(State(request="what is 2+2"), services=services)["tier"] is None

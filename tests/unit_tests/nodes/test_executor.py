@@ -28,6 +28,8 @@ def plan(*steps: tuple[str, dict[str, Any]]) -> Plan:
         ("{{ step_1.id }}", "7"),
         ("{{step_1}}", {"id": "7", "n": 3}),
         ("{{step_2.result}} * 2", "42 * 2"),
+        ("{{step_3.result}} ** 2", "(-5) ** 2"),
+        ("{{step_3}}", -5),
         ("{{step_2}}", 42),
         ("{{step_1.n}}", 3),
         ({"a": ["{{step_1.n}}"]}, {"a": [3]}),
@@ -36,7 +38,7 @@ def plan(*steps: tuple[str, dict[str, Any]]) -> Plan:
     ],
 )
 def test_resolve(value: Any, expected: Any) -> None:
-    assert resolve(value, {1: {"id": "7", "n": 3}, 2: 42}) == expected
+    assert resolve(value, {1: {"id": "7", "n": 3}, 2: 42, 3: -5}) == expected
 
 
 @pytest.mark.parametrize("value", ["{{step_3.id}}", "{{step_1.missing}}", "{{step_2.id}}"])

@@ -88,7 +88,10 @@ def test_rejected_rule_plan_reports_the_validation_errors(services: Any) -> None
 
 def test_completed_fallback_run_hides_the_llm_error_but_explains_it(services: Any) -> None:
     state = done(
-        plan_source="fallback", error_type="timeout", llm_error="the model did not answer in time"
+        plan_source="fallback",
+        error_type="timeout",
+        llm_error="the model did not answer in time",
+        fallback_reason="the model did not answer in time",
     )
     response = history_recorder(state, services=services)["response"]
     assert response["status"] == "completed" and response["error_type"] is None

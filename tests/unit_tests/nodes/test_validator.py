@@ -24,6 +24,11 @@ def plan(*steps: tuple[int, str, Any]) -> Plan:
 TODO_LIST = {"action": "list", "text": None, "todo_id": None}
 
 
+def test_numeric_todo_id_is_accepted_as_the_tool_accepts_it(services: Any) -> None:
+    p = plan((1, "todo_store", {"action": "complete", "text": None, "todo_id": 3}))
+    assert plan_errors(p, services.tools) == []
+
+
 def test_valid_plan_has_no_errors(services: Any) -> None:
     p = plan(
         (1, "todo_store", {"action": "add", "text": "a", "todo_id": None}),

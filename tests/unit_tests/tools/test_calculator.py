@@ -137,10 +137,15 @@ def test_powers(expression: str, expected: float) -> None:
     assert evaluate(expression) == expected
 
 
-def test_large_exact_powers_stay_exact() -> None:
-    assert evaluate("10 ** 1000") == 10**1000
-    assert evaluate("2 ** 100") == 2**100
+def test_large_powers() -> None:
+    assert evaluate("2 ** 63 - 1") == 2**63 - 1 and type(evaluate("2 ** 63 - 1")) is int
+    assert evaluate("2 ** 100") == pytest.approx(2**100, rel=1e-11)
+    assert type(evaluate("2 ** 100")) is float
+    assert evaluate("10 ** 1000 / 10 ** 998") == 100  # exact while computing
     assert evaluate("2 ** -1074") == 5e-324
+    with pytest.raises(CalculatorError) as info:
+        evaluate("10 ** 1000")
+    assert info.value.reason == "too_large"
 
 
 @pytest.mark.parametrize(
@@ -148,7 +153,7 @@ def test_large_exact_powers_stay_exact() -> None:
     [
         ("sqrt(16)", 4),
         ("sqrt(2)", 1.41421356237),
-        ("sqrt(10 ** 600)", 10**300),
+        ("sqrt(10 ** 600)", 1e300),
         ("cbrt(27)", 3),
         ("cbrt(-8)", -2),
         ("abs(-3.5)", 3.5),
@@ -196,11 +201,15 @@ def test_functions(expression: str, expected: float) -> None:
     assert evaluate(expression) == expected
 
 
-def test_factorial_is_exact() -> None:
-    assert evaluate("factorial(50)") == math.factorial(50)
-    assert evaluate(f"factorial({MAX_FACTORIAL})") == math.factorial(MAX_FACTORIAL)
+def test_factorial() -> None:
+    assert evaluate("factorial(20)") == math.factorial(20)  # below 2**63: exact int
+    assert evaluate("factorial(50)") == pytest.approx(math.factorial(50), rel=1e-11)
+    assert evaluate(f"factorial({MAX_FACTORIAL}) / factorial({MAX_FACTORIAL - 1})") == MAX_FACTORIAL
     assert math.factorial(MAX_FACTORIAL) < 10**MAX_DIGITS < math.factorial(MAX_FACTORIAL + 1)
     assert evaluate("factorial(50) / factorial(48)") == 2450
+    with pytest.raises(CalculatorError) as info:
+        evaluate("factorial(171)")  # beyond the float range
+    assert info.value.reason == "too_large"
 
 
 @pytest.mark.parametrize(
@@ -244,9 +253,11 @@ def test_fractional_or_huge_results_are_floats(expression: str, expected: float)
     assert type(result) is float
 
 
-def test_big_integers_stay_ints() -> None:
-    assert type(evaluate("10 ** 20 + 1")) is int
-    assert evaluate("10 ** 20 + 1") == 10**20 + 1
+def test_integers_beyond_64_bits_become_floats() -> None:
+    """Checkpointers (msgpack) and most JSON readers carry at most 64-bit integers."""
+    assert type(evaluate("9223372036854775807")) is int
+    assert type(evaluate("9223372036854775808")) is float
+    assert evaluate("10 ** 20 + 1") == 1e20
 
 
 @pytest.mark.parametrize(

@@ -195,6 +195,58 @@ def test_complete_prefers_open_todos(store: TodoStore) -> None:
     _raises("ambiguous", store.delete, "u", text="milk")
 
 
+@pytest.fixture
+def lookalikes(store: TodoStore) -> TodoStore:
+    for text in ["read", "start taxes", "call Ann"]:
+        store.add("u", text)
+    return store
+
+
+@pytest.mark.parametrize("query", ["bread", "art", "star", "ann-marie"])
+def test_containment_is_on_whole_words(lookalikes: TodoStore, query: str) -> None:
+    # Character substrings are not words: "bread" is not "read", "art" is not "start taxes".
+    _raises("not_found", lookalikes.delete, "u", text=query)
+    assert _texts(lookalikes) == ["read", "start taxes", "call Ann"]
+
+
+def test_longer_query_does_not_name_a_shorter_word(lookalikes: TodoStore) -> None:
+    _raises("not_found", lookalikes.complete, "u", text="call annabelle")
+    assert not any(t["completed"] for t in lookalikes.list("u")["todos"])
+
+
+def test_whole_word_containment_still_matches(lookalikes: TodoStore) -> None:
+    assert lookalikes.get("u", text="read")["id"] == "1"
+    assert lookalikes.get("u", text="READ!")["id"] == "1"
+    assert lookalikes.get("u", text="start")["id"] == "2"
+    assert lookalikes.get("u", text="starting taxes")["id"] == "2"
+    assert lookalikes.get("u", text="please call Ann today")["id"] == "3"
+    assert lookalikes.delete("u", text="I must read")["id"] == "1"
+
+
+def test_containment_needs_a_content_word(stocked: TodoStore) -> None:
+    # "the" is a whole word of two todos, but stop words alone name nothing.
+    _raises("not_found", stocked.get, "u", text="the")
+
+
+def test_exact_match_beats_open_preference(store: TodoStore) -> None:
+    store.add("u", "buy milk")
+    store.add("u", "buy milk and eggs")
+    store.complete("u", todo_id="1")
+    done = store.complete("u", text="buy milk")
+    assert (done["id"], done["completed"]) == ("1", True)
+    assert [t["completed"] for t in store.list("u")["todos"]] == [True, False]
+    # Fuzzy matches still prefer open todos.
+    assert store.complete("u", text="milk")["id"] == "2"
+
+
+def test_complete_takes_the_open_one_of_exact_duplicates(store: TodoStore) -> None:
+    store.add("u", "buy milk")
+    store.add("u", "Buy Milk")
+    store.complete("u", todo_id="1")
+    assert store.complete("u", text="buy milk")["id"] == "2"
+    assert store.get("u", text="buy milk")["id"] == "1"
+
+
 def test_todo_id_wins_over_text(stocked: TodoStore) -> None:
     assert stocked.get("u", todo_id="2", text="milk")["id"] == "2"
 
