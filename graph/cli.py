@@ -101,8 +101,14 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `crane` command; return its exit code (non-zero for a failed run)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from graph.errors import ConfigurationError
+
     args = make_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ConfigurationError as exc:
+        print(f"Error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

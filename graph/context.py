@@ -9,6 +9,11 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from graph.errors import ConfigurationError
+
+EMBEDDINGS = ("local", "openai", "hash")
+"""Embedding providers the semantic cache can use."""
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -58,6 +63,18 @@ class Context:
         metadata={"env": "CRANE_CACHE", "description": "Reuse plans of earlier successful runs."},
     )
 
+    def __post_init__(self) -> None:
+        """Refuse settings that could only fail later, far from their cause."""
+        if self.embeddings not in EMBEDDINGS:
+            raise ConfigurationError(
+                f"embeddings must be one of {', '.join(EMBEDDINGS)} (CRANE_EMBEDDINGS), "
+                f"not {self.embeddings!r}"
+            )
+        if not self.llm_timeout_s > 0:
+            raise ValueError(
+                f"llm_timeout_s must be positive (CRANE_LLM_TIMEOUT_S), not {self.llm_timeout_s}"
+            )
+
     @property
     def home_path(self) -> Path:
         """Return the data directory with `~` expanded."""
@@ -74,7 +91,7 @@ class Context:
 
         Raises:
             TypeError: an override names no field.
-            ValueError: an environment variable cannot be read as its field's type.
+            ConfigurationError: a value cannot be read as its field's type or is out of range.
         """
         env = os.environ if env is None else env
         hints = get_type_hints(cls)
@@ -110,5 +127,5 @@ def _coerce(raw: str, hint: Any, name: str) -> Any:
         if target in (int, float):
             return target(raw.strip())
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a valid {target.__name__}") from None
+        raise ConfigurationError(f"{name}={raw!r} is not a valid {target.__name__}") from None
     return raw

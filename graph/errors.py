@@ -2,6 +2,7 @@
 
 ```
 * AgentError
+  + ConfigurationError       a setting (keyword override or environment variable) is invalid
   + CacheError               the plan cache could not be read or written
   + PlanValidationError      a plan broke the plan schema or a tool's rules
   + ModelUnavailableError    no chat model is configured for a tier
@@ -35,6 +36,10 @@ class AgentError(Exception):
         leaves a multiprocessing pool waiting forever for a worker's result.
         """
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class ConfigurationError(AgentError, ValueError):
+    """Raised by `build_graph` when a setting is invalid; the message names the variable."""
 
 
 class CacheError(AgentError):

@@ -71,3 +71,11 @@ def test_installed_console_script(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"] == 42
+
+
+def test_invalid_configuration_is_an_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CRANE_LLM_TIMEOUT_S", "soon")
+    assert main(["run", "what is 2+2"]) == 2
+    assert "CRANE_LLM_TIMEOUT_S" in capsys.readouterr().err

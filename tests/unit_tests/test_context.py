@@ -39,3 +39,11 @@ def test_bad_env_value_names_the_variable(var: str, value: str) -> None:
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(TypeError, match="colour"):
         Context.from_env({}, colour="red")
+
+
+@pytest.mark.parametrize(
+    ("var", "value"), [("CRANE_EMBEDDINGS", "bert"), ("CRANE_LLM_TIMEOUT_S", "0")]
+)
+def test_invalid_settings_are_refused_early(var: str, value: str) -> None:
+    with pytest.raises(ValueError, match=var):
+        Context.from_env({var: value})
