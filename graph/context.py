@@ -71,7 +71,7 @@ class Context:
                 f"not {self.embeddings!r}"
             )
         if not self.llm_timeout_s > 0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"llm_timeout_s must be positive (CRANE_LLM_TIMEOUT_S), not {self.llm_timeout_s}"
             )
 
