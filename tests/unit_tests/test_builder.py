@@ -70,3 +70,8 @@ def test_server_graph_has_no_own_checkpointer_or_store() -> None:
     from graph.server import graph
 
     assert graph.checkpointer is None and graph.store is None and graph.name == "crane"
+
+
+def test_readme_shows_the_current_graph() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"```mermaid\n{SNAPSHOT.read_text()}```" in readme
