@@ -18,9 +18,6 @@ from typing import Any
 from graph.plan import STEP_REFERENCE, Plan, PlanStep
 from tools.calculator import parse_expression
 
-PLANNER_VERSION = "1"
-"""Bump when the rules change, so cached plans made under older rules are not reused."""
-
 MAX_PROMPT_CHARS = 2000
 """Longer prompts are refused outright: the rules are for everyday requests, not documents."""
 
@@ -205,6 +202,21 @@ _TRAIL_NOUN = re.compile(rf"\s+{_NOUN}$", re.I)
 # Words that never name a todo by themselves: "delete all my todos" must not delete "all my",
 # and "remove 5 from 12" is not about a todo called "5 from 12".
 _NOT_A_TODO = frozenset("all any each every everything them of my the whole entire list and or from to by off plus minus times".split())  # fmt: skip
+# A todo named by its place in the list ("the second todo", "my last task", "the top one") is
+# refused: the store finds todos by text or number, and "second" is neither.
+_PLACES = frozenset("first second third fourth fifth sixth seventh eighth ninth tenth last next top bottom latest newest oldest earliest previous final penultimate recent".split())  # fmt: skip
+_PLACE_FILLER = frozenset(["one", "ones", "most", "very", *_UNITS, *_TENS, *_NOT_A_TODO])
+_TODO_WORD = re.compile(rf"\b(?:{_NOUN}|list|one)\b", re.I)
+_PLACE = re.compile(rf"\b(?:{'|'.join(_PLACES)}|\d+(?:st|nd|rd|th))\b", re.I)
+_PLACE_NOUN = re.compile(
+    rf"{_PLACE.pattern}\s+(?:one|{_NOUN})\b", re.I
+)  # "the last task about rent"
+
+
+def _by_place(words: set[str]) -> bool:
+    """Tell whether a todo's words only give its place in the list ("last one", "2nd")."""
+    places = {w for w in words if w in _PLACES or re.fullmatch(r"\d+(?:st|nd|rd|th)", w)}
+    return bool(places) and words <= places | _PLACE_FILLER
 
 
 def _todo(action: str, goal: str, text: str | None = None, todo_id: str | None = None) -> _Draft:
@@ -218,6 +230,8 @@ def _target(raw: str, ctx: _Ctx, *, need_marker: bool) -> tuple[str | None, str 
     for verbs such as "cancel" or "show" that just as often mean something else.
     """
     text, marker = _clean_text(raw), False
+    if _PLACE_NOUN.search(text):
+        return None
     if (m := _ON_LIST.fullmatch(text)) is not None:
         text, marker = m[1], True
     if _IT.fullmatch(text):
@@ -230,7 +244,7 @@ def _target(raw: str, ctx: _Ctx, *, need_marker: bool) -> tuple[str | None, str 
     stripped = _TRAIL_NOUN.sub("", _LEAD_NOUN.sub("", text))
     marker, text = marker or stripped != text, _clean_text(stripped)
     words = {w for w in re.findall(r"[^\W_]+", text.lower()) if not w.isdigit()}
-    if (need_marker and not marker) or words <= _NOT_A_TODO:
+    if (need_marker and not marker) or words <= _NOT_A_TODO or _by_place(words):
         return None
     return text, None
 
@@ -308,11 +322,23 @@ _TODO_RULES = [_Rule(re.compile(p, re.I), build, loose) for p, build, loose in _
 # --- Calculator rules ---------------------------------------------------------------------
 
 _REF = r"\{\{step_\d+\.result\}\}"
-_ATOM = rf"(?:-\s?)?(?:\d+(?:\.\d+)?%?|{_REF}|pi|e|\([^()]*\))"
+# "1,000" is read as "1_000" (see _THOUSANDS); the underscores are dropped from the final plan.
+_NUMBER = r"\d+(?:_\d{3})*(?:\.\d+)?"
+_PLAIN = rf"(?:-\s?)?(?:{_NUMBER}|{_REF})"
+_SIMPLE = rf"(?:-\s?)?(?:{_NUMBER}%?|{_REF}|pi|e)"
+_ATOM = rf"(?:-\s?)?(?:{_NUMBER}%?|{_REF}|pi|e|\([^()]*\))"
 _NAMES = frozenset("sqrt cbrt abs round floor ceil min max sum average mean avg median factorial log ln log10 log2 exp pow pi e tau".split())  # fmt: skip
+_CONSTANTS = frozenset({"pi", "e", "tau"})
+_FUNCTIONS = _NAMES - _CONSTANTS
+# Functions that may be written without brackets, as in "square root of 16" ("sqrt 16").
+_PREFIX_FUNCTIONS = frozenset("sqrt cbrt factorial ln log10 log exp abs round floor ceil".split())
+_POSTFIX_POWERS = {"squared": "2", "cubed": "3"}
 _TOKEN = re.compile(rf"{_REF}|\d+(?:\.\d+)?|\*\*|//|[-+*/%^(),]|[a-z_][a-z0-9_]*|\s+")
 _HAS_OPERATOR = re.compile(r"[-+*/%^]|[a-z]\(")
 _MATH_CHARS = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "²": "^2", "³": "^3", "√": " sqrt ", "’": "'"})  # fmt: skip
+# "√16 + 1" is sqrt(16) + 1: the root sign binds to the number right after it, unless a power,
+# percent or factorial follows ("√16²" is left to the checks on "sqrt 16 ^ 2", and refused).
+_ROOT_SIGN = re.compile(r"√\s*(\d+(?:\.\d+)?|\([^()]*\))(?!\s*(?:[\d.%!²³^(]|\*\*|squared|cubed|factorial|per\s*cent|pct))")  # fmt: skip
 _QUESTION_PREFIX = re.compile(
     r"^(?:what(?:'s|s|\s+is|\s+are|\s+does|\s+do)\b|what(?=\s*[-\d(])|how\s+much(?:\s+is|\s+are"
     r"|\s+does)?\b|calculate\b|compute\b|evaluate\b|work\s+out\b|figure\s+out\b|solve\b|tell\s+me"
@@ -320,38 +346,41 @@ _QUESTION_PREFIX = re.compile(
     r"(?:of|to)\b|the\b)\s*"
 )
 _QUESTION_SUFFIX = re.compile(r"\s*(?:=\s*\??|\bequals?\b\s*\??|\bis\b|\bmakes?\b|\bcomes?\s+to\b|\bfor\s+me\b|[?.]|(?<![\d)])!)\s*$")  # fmt: skip
+# A thousands grouping becomes "1_000". Where a comma may also separate list items, the grouping
+# is ambiguous unless every group after a comma starts with 0: "1,000, 2,000 and 3,000" are
+# thousands (no one lists "000"), but "sum of 100,200 and 300" may be 100 and 200 (_items).
 _THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+(?![\d,])|\b\d{1,3}(?:,\d{3})+(?=,\s)")
+_GROUPING = re.compile(r"(?<=\d)_(?=\d)")
+_AMBIGUOUS_GROUPING = re.compile(r"(?<=\d)_[1-9]")
 _PERCENT_WORD = re.compile(r"(?<=[\d)}])\s*(?:percent|per\s+cent|pct)\b")
 _IT_CALC = re.compile(r"\b(?:it|that|this|(?:the|that|this)\s+(?:(?:previous|last)\s+)?(?:result|answer|number|value))\b")  # fmt: skip
-_FUNCTION_CALL = re.compile(rf"\b(sqrt|cbrt|factorial|ln|log10|log|exp|abs|round|floor|ceil)\s+(?!\()({_ATOM})")  # fmt: skip
+# Postfix "squared", "cubed", "!" and "factorial", "of" after a percentage or a fraction, and
+# functions without brackets are left for _Reader, which decides their grouping.
 # fmt: off
 _WORD_OPERATORS = [(re.compile(p), r) for p, r in [
     (r"\b(?:raised\s+)?to\s+the\s+(?:power\s+(?:of\s+)?)?(\d+)(?:st|nd|rd|th)?(?:\s+power)?\b", r" ** \1 "),
     (r"\braised\s+to(?:\s+the\s+power(?:\s+of)?)?\b|\bto\s+the\s+power(?:\s+of)?\b", " ** "),
-    (r"\bmultiplied\s+by\b|\btimes\b|(?<=[\d)%}])\s*x\s*(?=[\d(-])", " * "),
+    # "x" is a times sign ("9 x 6", "9x6"), but not in "0x10", which may be hexadecimal.
+    (r"\bmultiplied\s+by\b|\btimes\b|(?<=[\d)%}])\s+x\s*(?=[\d(-])|(?<=[\d)%}])(?<!(?<![\d.])0)x\s*(?=[\d(-])", " * "),
     (r"\bdivided\s+by\b|\bover\b", " / "),
     (r"\bplus\b", " + "),
     (r"\bminus\b|\bnegative\b", " - "),
-    (r"(?:^|(?<=[(*/+\-^,]))\s*-\s*(\d+(?:\.\d+)?)(?=\s+(?:squared|cubed)\b)", r" (-\1) "),  # "minus 5 squared" is 25
-    (r"\bsquared\b", " ** 2 "),
-    (r"\bcubed\b", " ** 3 "),
+    (rf"(?:^|(?<=[(*/+\-^,]))\s*-\s*({_NUMBER})(?=\s+(?:squared|cubed)\b)", r" (-\1) "),  # "minus 5 squared" is 25
     (r"\bmod(?:ulo)?\b", " % "),
-    (r"%\s*of\b", "% * "),
-    (r"\b(\d+\s*/\s*\d+)\s+of\b", r" (\1) * "),
+    (r"\b(\d+\s*/\s*\d+)\s+of\b", r" (\1) of "),
     (r"\bsquare\s+root(?:\s+of)?\b", " sqrt "),
     (r"\bcube\s+root(?:\s+of)?\b", " cbrt "),
     (r"\bnatural\s+log(?:arithm)?(?:\s+of)?\b", " ln "),
     (r"\blog(?:arithm)?\s+base\s+10(?:\s+of)?\b", " log10 "),
     (r"\b(log|ln|exp|factorial|absolute\s+value)\s+of\b", r" \1 "),
     (r"\babsolute\s+value\b", " abs "),
-    (rf"({_ATOM})\s*(?:!|\bfactorial\b)", r" factorial(\1) "),
 ]]
 # fmt: on
 
 
 def _parses(expression: str) -> bool:
     """Check that the calculator accepts an expression, with step references as numbers."""
-    probe = STEP_REFERENCE.sub("1", expression)
+    probe = _GROUPING.sub("", STEP_REFERENCE.sub("1", expression))
     if _TOKEN.sub("", probe) or not set(re.findall(r"[a-z_][a-z0-9_]*", probe)) <= _NAMES:
         return False
     try:
@@ -361,19 +390,248 @@ def _parses(expression: str) -> bool:
     return True
 
 
+# --- Reading an expression's grouping ---------------------------------------------------------
+
+_SUM, _PRODUCT, _UNARY, _POWER, _ATOMIC = range(1, 6)
+_MAX_DEPTH = 20
+_FRACTION = re.compile(r"\d+(?:\.\d+)? / \d+(?:\.\d+)?")
+_READ_TOKEN = re.compile(
+    rf"\s*(?:(?P<number>{_NUMBER})|(?P<ref>{_REF})|(?P<name>[a-z_][a-z0-9_]*)"
+    r"|(?P<op>\*\*|//|[-+*/%^(),!]))"
+)
+
+
+class _Unreadable(Exception):
+    """An expression that does not parse, or whose grouping its words leave open."""
+
+
+@dataclass(frozen=True)
+class _Node:
+    """A piece of a read expression.
+
+    Attributes:
+        text: The piece in the calculator's grammar.
+        level: How tightly the text holds together, from _SUM to _ATOMIC.
+        kind: "percent" (`8%`), "power" (`2 ** 3`, "2 squared"), "factorial" ("3!"),
+            "fraction" (`(1 / 3)`, which "of" may follow), "one" (the number 1), or "".
+    """
+
+    text: str
+    level: int
+    kind: str = ""
+
+    def at(self, level: int) -> str:
+        """Return the text as an operand that must hold together at `level`."""
+        return self.text if self.level >= level else f"({self.text})"
+
+
+class _Reader:
+    """Read an expression in the calculator's grammar, making every grouping explicit.
+
+    What the words or symbols leave open is refused (raises _Unreadable), never guessed:
+
+    - A percentage added or subtracted ("100 + 10% + 10%", "200 + 5% - 3", "5% + 5%"): a
+      person may mean the pocket-calculator reading, the calculator reads N/100. Only "1 + N%"
+      (and "1 - N%"), the same either way, is read: the percentage templates use it. The one
+      reading planned, "80 + 10%" as 88, is a rule of _CALC_TABLE, not of this reader.
+    - A function without brackets ("sqrt 16", from "square root of 16") or "of" after a
+      percentage or fraction ("10% of 50") takes one operand, which must end the expression or
+      the bracket: "square root of 3 squared plus 4 squared" and "20% of 100 plus 5" are refused.
+    - Stacked powers ("2^3^2"), a power after a sign ("-2^2": -4 or 4), and a postfix power or
+      factorial on an exponent ("2 to the power of 3 squared").
+    - In a function's brackets, a thousands grouping ("max(100,200)": one number or two?).
+
+    Postfix "squared", "cubed", "!" and "factorial" apply left to right: "2 cubed squared" is
+    (2 ** 3) ** 2, "3 squared factorial" is factorial(3 ** 2).
+    """
+
+    def __init__(self, text: str) -> None:
+        """Cut `text` into tokens, each noting whether a space came before it."""
+        self.tokens: list[tuple[str, str, bool]] = []
+        position, text = 0, text.rstrip()
+        while position < len(text):
+            if (m := _READ_TOKEN.match(text, position)) is None or m.lastgroup is None:
+                raise _Unreadable
+            self.tokens.append((m.lastgroup, m[m.lastgroup], m.start(m.lastgroup) > position))
+            position = m.end()
+        self.index = 0
+        self.depth = 0  # brackets, bracketless functions and exponents open
+        self.calls = 0  # function brackets open
+
+    def peek(self, ahead: int = 0) -> str | None:
+        """Return the text of a coming token, or None past the end."""
+        index = self.index + ahead
+        return self.tokens[index][1] if index < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str, bool]:
+        """Consume and return the next token."""
+        if self.index >= len(self.tokens):
+            raise _Unreadable
+        self.index += 1
+        return self.tokens[self.index - 1]
+
+    def read(self) -> _Node:
+        """Read the whole expression."""
+        node = self.sum()
+        if self.index != len(self.tokens):
+            raise _Unreadable
+        return node
+
+    def sum(self) -> _Node:
+        """Read terms joined by + and -."""
+        left = self.product()
+        while (op := self.peek()) in ("+", "-"):
+            self.take()
+            right = self.product()
+            if left.kind == "percent" or (right.kind == "percent" and left.kind != "one"):
+                raise _Unreadable
+            left = _Node(f"{left.text} {op} {right.at(_PRODUCT)}", _SUM)
+        return left
+
+    def product(self) -> _Node:
+        """Read factors joined by *, /, // and modulo."""
+        left = self.unary()
+        while (op := self.peek()) in ("*", "/", "//", "%"):
+            self.take()
+            right = self.unary()
+            left = _Node(f"{left.at(_PRODUCT)} {op} {right.at(_UNARY)}", _PRODUCT)
+        return left
+
+    def unary(self) -> _Node:
+        """Read a signed power."""
+        signs = ""
+        while (sign := self.peek()) in ("-", "+"):
+            self.take()
+            signs += str(sign)
+        node = self.power()
+        if not signs:
+            return node
+        if "-" in signs and node.kind == "power":
+            raise _Unreadable
+        return _Node(signs + node.at(_UNARY), _UNARY, "percent" if node.kind == "percent" else "")
+
+    def power(self) -> _Node:
+        """Read a base and an optional exponent."""
+        base = self.postfix()
+        if self.peek() not in ("**", "^"):
+            return base
+        self.take()
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise _Unreadable
+        exponent = self.unary()
+        self.depth -= 1
+        if exponent.kind in ("power", "factorial"):
+            raise _Unreadable
+        return _Node(f"{base.at(_ATOMIC)} ** {exponent.at(_UNARY)}", _POWER, "power")
+
+    def postfix(self) -> _Node:
+        """Read an operand and the postfix operators after it, left to right."""
+        node = self.primary()
+        while True:
+            token = self.peek()
+            if token == "%" and self.percent_sign():
+                node = _Node(f"{node.at(_ATOMIC)}%", _ATOMIC, "percent")
+            elif token in ("!", "factorial"):
+                node = _Node(f"factorial({node.text})", _ATOMIC, "factorial")
+            elif token is not None and token in _POSTFIX_POWERS:
+                node = _Node(f"{node.at(_ATOMIC)} ** {_POSTFIX_POWERS[token]}", _POWER, "power")
+            elif token == "of" and node.kind in ("percent", "fraction"):
+                self.take()
+                operand = self.operand(percent=True)  # "10% of 50%" is 5%
+                return _Node(f"{node.text} * {operand.at(_UNARY)}", _PRODUCT)
+            else:
+                return node
+            self.take()
+
+    def percent_sign(self) -> bool:
+        """Tell a percent sign from modulo at the next token, as the calculator does."""
+        if self.index + 1 >= len(self.tokens):
+            return True
+        kind, text, _ = self.tokens[self.index + 1]
+        if kind in ("number", "ref") or text == "(":
+            return False
+        if kind == "name":
+            return text in ("of", "factorial") or text in _POSTFIX_POWERS
+        if text in ("+", "-"):  # "8% - 3" is a percent, "10 % -3" modulo
+            return not self.tokens[self.index][2]
+        return True
+
+    def operand(self, *, percent: bool = False) -> _Node:
+        """Read the single operand of "sqrt 16" or "10% of 50", ending the expression or bracket.
+
+        With `percent`, the operand may be a percentage ("10% of 50%"); not for functions, as
+        "sqrt 16%" may be sqrt(16%) or sqrt(16)%.
+        """
+        sign = str(self.take()[1]) if self.peek() in ("-", "+") else ""
+        node = self.primary()
+        if percent and self.peek() == "%" and self.percent_sign():
+            self.take()
+            node = _Node(f"{node.text}%", _ATOMIC, "percent")
+        if self.peek() not in (None, ")", ","):
+            raise _Unreadable
+        return _Node(sign + node.text, _UNARY if sign else node.level)
+
+    def primary(self) -> _Node:
+        """Read a number, a step reference, a constant, a bracket or a function call."""
+        kind, text, _ = self.take()
+        if kind == "number":
+            if self.calls and _AMBIGUOUS_GROUPING.search(text):
+                raise _Unreadable
+            return _Node(_GROUPING.sub("", text), _ATOMIC, "one" if text == "1" else "")
+        if kind == "ref" or text in _CONSTANTS:
+            return _Node(text, _ATOMIC)
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise _Unreadable
+        if text == "(":
+            node = self.bracket("")
+        elif text in _FUNCTIONS and self.peek() == "(":
+            self.take()
+            node = self.bracket(text)
+        elif text in _PREFIX_FUNCTIONS:
+            node = _Node(f"{text}({self.operand().text})", _ATOMIC)
+        else:
+            raise _Unreadable
+        self.depth -= 1
+        return node
+
+    def bracket(self, function: str) -> _Node:
+        """Read after an opening bracket: an expression, or a function's arguments."""
+        self.calls += bool(function)
+        items = [self.sum()]
+        while function and self.peek() == ",":
+            self.take()
+            items.append(self.sum())
+        if self.take()[1] != ")":
+            raise _Unreadable
+        self.calls -= bool(function)
+        inner = ", ".join(item.text for item in items)
+        if function:
+            return _Node(f"{function}({inner})", _ATOMIC)
+        kind = "fraction" if _FRACTION.fullmatch(inner) else items[0].kind
+        return _Node(f"({inner})", _ATOMIC, kind if kind in ("fraction", "percent") else "")
+
+
+def _read(text: str) -> str | None:
+    """Return `text` read by _Reader with its grouping explicit, or None if it is unreadable."""
+    try:
+        return _Reader(text).read().text
+    except _Unreadable:
+        return None
+
+
 def _translate(text: str) -> str | None:
     """Turn words into operators ("nine times six" -> "9 * 6"); None if words are left over."""
     for pattern, repl in _WORD_OPERATORS:
         text = pattern.sub(repl, text)
-    for _ in range(3):  # nested calls such as "sqrt sqrt 16" need one pass per level
-        text = _FUNCTION_CALL.sub(r"\1(\2)", text)
-    text = " ".join(text.split())
-    return text if text and _parses(text) else None
+    expression = _read(text)
+    return expression if expression and _parses(expression) else None
 
 
 def _normalise_math(clause: str, ctx: _Ctx) -> tuple[str, bool]:
     """Lower-case a clause, drop question words, read number words; True if it was a question."""
-    text, asked = clause.lower().translate(_MATH_CHARS), False
+    text, asked = _ROOT_SIGN.sub(r" sqrt(\1) ", clause.lower()).translate(_MATH_CHARS), False
     while True:
         prefix = _QUESTION_PREFIX.match(text)
         stripped = _QUESTION_SUFFIX.sub("", text[prefix.end() :] if prefix else text).strip()
@@ -381,7 +639,7 @@ def _normalise_math(clause: str, ctx: _Ctx) -> tuple[str, bool]:
             break
         asked, text = asked or (prefix is not None and prefix[0].strip() != "the"), stripped
     text = _PERCENT_WORD.sub("%", _number_words(text))
-    text = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), text)
+    text = _THOUSANDS.sub(lambda m: m[0].replace(",", "_"), text)
     if ctx.last_calc is not None:
         text = _IT_CALC.sub(f"{{{{step_{ctx.last_calc}.result}}}}", text)
     return " ".join(text.split()), asked
@@ -389,7 +647,7 @@ def _normalise_math(clause: str, ctx: _Ctx) -> tuple[str, bool]:
 
 def _operand(text: str) -> str | None:
     """Return an operand ready for a template: atoms as typed, expressions in parentheses."""
-    if re.fullmatch(_ATOM, text := text.strip()):
+    if re.fullmatch(_SIMPLE, text := text.strip()):
         text = text.replace(" ", "")
         return f"({text})" if text.startswith("-") else text  # so "-3 ** 2" cannot happen
     expression = _translate(text)
@@ -397,7 +655,13 @@ def _operand(text: str) -> str | None:
 
 
 def _items(text: str) -> list[str] | None:
-    """Split "12, 30 and 48" into atoms; None unless it is a list of at least two."""
+    """Split "12, 30 and 48" into atoms; None unless it is a list of at least two.
+
+    A comma inside a number is refused in a list: "1,5" may be 1.5 or 1 and 5, "100,200"
+    100200 or 100 and 200 (but "1,000" is 1000: see _THOUSANDS).
+    """
+    if re.search(r"\d,\d", text) or _AMBIGUOUS_GROUPING.search(text):
+        return None
     items = re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*", text.strip())
     if len(items) < 2 or not all(re.fullmatch(_ATOM, item) for item in items):
         return None
@@ -405,7 +669,10 @@ def _items(text: str) -> list[str] | None:
 
 
 def _calculation(expression: str) -> _Draft | None:
-    if not _parses(expression):
+    # The planner's own brackets hold no thousands grouping a person typed in a list: _items
+    # refuses those, and _Reader those in a function's brackets.
+    expression = _GROUPING.sub("", expression)
+    if _read(expression) is None or not _parses(expression):
         return None
     shown = STEP_REFERENCE.sub(lambda m: f"(the result of step {m[1]})", expression)
     return _Draft("calculator", {"expression": expression}, f"calculate {shown}")
@@ -416,7 +683,8 @@ def _calc(template: str) -> _Builder:
 
     Groups named `items` and `factors` are lists ("12, 30 and 48"), joined by commas or by
     `*`; `op` is an operator, passed through; every other group is one operand. `{prev}` is
-    the previous calculator step's result, and the rule does not apply without one.
+    the previous calculator step's result, and the rule does not apply without one. A
+    percentage change of a percentage ("add 5% to 10%": 15% or 10.5%?) is refused.
     """
 
     def build(m: re.Match[str], ctx: _Ctx) -> _Draft | None:
@@ -428,18 +696,34 @@ def _calc(template: str) -> _Builder:
                 continue
             value: str | None = raw
             if name in ("items", "factors"):
-                value = (", " if name == "items" else " * ").join(_items(raw) or [])
+                items = _items(raw) or []
+                percents = sum("%" in item for item in items)
+                # "add 5 and 10%" may be 5.5 like "5 + 10%" (refused by _Reader), and a list
+                # mixing percentages with numbers has no clear meaning.
+                if (
+                    name == "items"
+                    and percents
+                    and (template.startswith("sum") or percents < len(items))
+                ):
+                    return None
+                value = (", " if name == "items" else " * ").join(items)
             elif name != "op":
                 value = _operand(raw)
             if not value:
                 return None
             values[name] = value
+        if "{p}%" in template and "%" in values.get("a", ""):
+            return None
         return _calculation(template.format(**values))
 
     return build
 
 
+# Operands bounded by words on both sides ("increase {a} by ...") may be expressions; an operand
+# that ends the clause (or starts it, before a postfix phrase such as "increased by") must be an
+# atom: in "difference between 10 and 4 plus 1" or "20% off 100 plus 5" the grouping is open.
 _A, _B, _N, _M = r"(?P<a>.+?)", r"(?P<b>.+?)", rf"(?P<a>{_ATOM})", rf"(?P<b>{_ATOM})"
+_PLAIN_A, _PLAIN_B = rf"(?P<a>{_PLAIN})", rf"(?P<b>{_PLAIN})"
 _P, _PCT = r"(?P<p>\d+(?:\.\d+)?)%", r"(?:per\s*cent(?:age)?|%)"
 _UP, _UPPED = r"(?:raise|increase|grow|bump(?:\s+up)?|mark\s+up|inflate|up)", r"(?:increased|raised|marked\s+up|grown|inflated)"  # fmt: skip
 _DOWN, _DOWNED = r"(?:decrease|reduce|lower|cut|drop|discount|mark\s+down|shrink|deflate)", r"(?:decreased|reduced|lowered|cut|discounted|marked\s+down|deflated)"  # fmt: skip
@@ -448,29 +732,31 @@ _DOWN, _DOWNED = r"(?:decrease|reduce|lower|cut|drop|discount|mark\s+down|shrink
 # carries on from the previous result). Anything no rule reads goes to _translate.
 # fmt: off
 _CALC_TABLE: list[tuple[str, str]] = [
-    ("{a} / {b} * 100", rf"what\s+{_PCT}\s+is\s+{_A}\s+(?:of|out\s+of)\s+{_B}"),
-    ("{a} / {b} * 100", rf"{_A}\s+is\s+what\s+{_PCT}\s+of\s+{_B}"),
-    ("{a} / {b} * 100", rf"(?:express\s+)?{_A}\s+as\s+an?\s+{_PCT}\s+of\s+{_B}"),
-    ("{a} / {b} * 100", rf"{_A}\s+out\s+of\s+{_B}\s+(?:as|in)\s+an?\s+{_PCT}"),
-    ("{b} / {a} * 100", rf"what\s+{_PCT}\s+of\s+{_A}\s+is\s+{_B}"),
+    ("{a} / {b} * 100", rf"what\s+{_PCT}\s+is\s+{_A}\s+(?:of|out\s+of)\s+{_M}"),
+    ("{a} / {b} * 100", rf"{_A}\s+is\s+what\s+{_PCT}\s+of\s+{_M}"),
+    ("{a} / {b} * 100", rf"(?:express\s+)?{_A}\s+as\s+an?\s+{_PCT}\s+of\s+{_M}"),
+    ("{a} / {b} * 100", rf"{_N}\s+out\s+of\s+{_B}\s+(?:as|in)\s+an?\s+{_PCT}"),
+    ("{b} / {a} * 100", rf"what\s+{_PCT}\s+of\s+{_A}\s+is\s+{_M}"),
     ("{a} * (1 + {p}%)", rf"{_UP}\s+{_A}\s+by\s+{_P}"),
-    ("{a} * (1 + {p}%)", rf"{_A}\s+{_UPPED}\s+by\s+{_P}"),
-    ("{a} * (1 + {p}%)", rf"add\s+{_P}\s+to\s+{_A}"),
-    ("{a} * (1 + {p}%)", rf"{_P}\s+(?:more\s+than|on\s+top\s+of)\s+{_A}"),
-    ("{a} * (1 + {p}%)", rf"{_A}\s*(?:\+|plus|with)\s*{_P}"),  # "80 + 10%" is 88, as on a pocket calculator
+    ("{a} * (1 + {p}%)", rf"{_N}\s+{_UPPED}\s+by\s+{_P}"),
+    ("{a} * (1 + {p}%)", rf"add\s+{_P}\s+to\s+{_N}"),
+    ("{a} * (1 + {p}%)", rf"{_P}\s+(?:more\s+than|on\s+top\s+of)\s+{_N}"),
+    # "80 + 10%" is 88, as on a pocket calculator; only for exactly a number and a percentage
+    # ("100 + 10% + 10%" and "5% + 5%" are refused by _Reader).
+    ("{a} * (1 + {p}%)", rf"{_PLAIN_A}\s*(?:\+|plus|with)\s*{_P}"),
     ("{a} * (1 - {p}%)", rf"{_DOWN}\s+{_A}\s+by\s+{_P}"),
-    ("{a} * (1 - {p}%)", rf"{_A}\s+{_DOWNED}\s+by\s+{_P}"),
-    ("{a} * (1 - {p}%)", rf"(?:subtract|take|deduct)\s+{_P}\s+(?:off|from)\s+{_A}"),
-    ("{a} * (1 - {p}%)", rf"{_P}\s+(?:off|less\s+than)\s+{_A}"),
-    ("{a} * (1 - {p}%)", rf"{_A}\s*(?:-|minus|less)\s*{_P}"),
-    ("{a} + {b}", rf"{_UP}\s+{_A}\s+by\s+{_B}"),
-    ("{a} + {b}", rf"{_A}\s+{_UPPED}\s+by\s+{_B}"),
-    ("{a} + {b}", rf"add\s+{_B}\s+to\s+{_A}"),
-    ("{a} - {b}", rf"{_DOWN}\s+{_A}\s+by\s+{_B}"),
-    ("{a} - {b}", rf"{_A}\s+{_DOWNED}\s+by\s+{_B}"),
-    ("{a} - {b}", rf"(?:subtract|deduct)\s+{_B}\s+from\s+{_A}"),
-    ("{a} - {b}", rf"take\s+(?:away\s+)?{_B}\s+(?:away\s+)?from\s+{_A}"),
-    ("{a} ** {b}", rf"raise\s+{_A}\s+to\s+(?:the\s+)?(?:power\s+(?:of\s+)?)?{_B}(?:st|nd|rd|th)?(?:\s+power)?"),
+    ("{a} * (1 - {p}%)", rf"{_N}\s+{_DOWNED}\s+by\s+{_P}"),
+    ("{a} * (1 - {p}%)", rf"(?:subtract|take|deduct)\s+{_P}\s+(?:off|from)\s+{_N}"),
+    ("{a} * (1 - {p}%)", rf"{_P}\s+(?:off|less\s+than)\s+{_N}"),
+    ("{a} * (1 - {p}%)", rf"{_PLAIN_A}\s*(?:-|minus|less)\s*{_P}"),
+    ("{a} + {b}", rf"{_UP}\s+{_A}\s+by\s+{_PLAIN_B}"),
+    ("{a} + {b}", rf"{_N}\s+{_UPPED}\s+by\s+{_PLAIN_B}"),
+    ("{a} + {b}", rf"add\s+{_B}\s+to\s+{_N}"),
+    ("{a} - {b}", rf"{_DOWN}\s+{_A}\s+by\s+{_PLAIN_B}"),
+    ("{a} - {b}", rf"{_N}\s+{_DOWNED}\s+by\s+{_PLAIN_B}"),
+    ("{a} - {b}", rf"(?:subtract|deduct)\s+{_B}\s+from\s+{_N}"),
+    ("{a} - {b}", rf"take\s+(?:away\s+)?{_B}\s+(?:away\s+)?from\s+{_N}"),
+    ("{a} ** {b}", rf"raise\s+{_A}\s+to\s+(?:the\s+)?(?:power\s+(?:of\s+)?)?{_M}(?:st|nd|rd|th)?(?:\s+power)?"),
     ("{a} ** 2", rf"square(?:\s+of)?\s+{_N}"),
     ("{a} ** 3", rf"cube(?:\s+of)?\s+{_N}"),
     ("{a} ** (1 / {n})", rf"(?P<n>\d+)(?:st|nd|rd|th)\s+root\s+of\s+{_N}"),
@@ -499,14 +785,17 @@ _CALC_TABLE: list[tuple[str, str]] = [
     ("min({items})", r"(?:min|minimum|smallest|lowest|least)\s+(?:of\s+)?(?P<items>.+)"),
     ("round({a}, {b})", rf"round\s+{_A}\s+to\s+{_M}\s+(?:decimal\s+places|decimals|places|dp|digits)"),
     ("round({a})", rf"round\s+{_A}\s+to\s+the\s+nearest\s+(?:whole\s+number|integer|one|unit)"),
-    ("{a} * {b}", rf"multiply\s+{_A}\s+(?:by|with|and)\s+{_B}"),
-    ("{a} / {b}", rf"divide\s+{_A}\s+by\s+{_B}"),
-    ("{a} / {b}", rf"quotient\s+of\s+{_A}\s+(?:and|by)\s+{_B}"),
-    ("abs({a} - {b})", rf"difference\s+(?:between|of)\s+{_A}\s+and\s+{_B}"),  # between 4 and 10 is 6
-    ("{a} % {b}", rf"remainder\s+(?:of|when|after)\s+{_A}\s+(?:is\s+)?divided\s+by\s+{_B}"),
+    ("{a} * {b}", rf"multiply\s+{_A}\s+(?:by|with|and)\s+{_M}"),
+    ("{a} / {b}", rf"divide\s+{_A}\s+by\s+{_M}"),
+    ("{a} / {b}", rf"quotient\s+of\s+{_A}\s+(?:and|by)\s+{_M}"),
+    ("abs({a} - {b})", rf"difference\s+(?:between|of)\s+{_A}\s+and\s+{_M}"),  # between 4 and 10 is 6
+    ("{a} % {b}", rf"remainder\s+(?:of|when|after)\s+{_A}\s+(?:is\s+)?divided\s+by\s+{_M}"),
     ("{b} - {a}", rf"{_N}\s+(?:less|fewer)\s+than\s+{_M}"),
     ("{b} + {a}", rf"{_N}\s+more\s+than\s+{_M}"),
-    # Carrying on from the previous result: "..., then add 5", "..., then divide by 2".
+    # Carrying on from the previous result: "..., then add 5", "..., then divide by 2", and
+    # "..., then add 10%", which is the pocket-calculator reading of "{prev} + 10%".
+    ("{prev} * (1 + {p}%)", rf"(?:add|plus|\+)\s*{_P}"),
+    ("{prev} * (1 - {p}%)", rf"(?:subtract|minus|take\s+away|deduct|-)\s*{_P}"),
     ("{prev} + {b}", rf"(?:add|plus)\s+{_M}"),
     ("{prev} - {b}", rf"(?:subtract|minus|take\s+away|deduct)\s+{_M}"),
     ("{prev} * {b}", rf"(?:multiply\s+(?:it\s+)?by|times)\s+{_M}"),
@@ -635,12 +924,23 @@ def _plan(prompt: str) -> PatternResult:
         )
     if not (text := _strip_filler(" ".join(_CONTROL.sub(" ", prompt).split()))):
         return _refusal("Please tell me what you would like me to do.")
+    if "{{" in text or "}}" in text:
+        return _refusal(
+            'Sorry, I cannot plan a request containing "{{" or "}}": in a plan they mark '
+            "references to earlier steps' results, so they would not be kept as you typed them."
+        )
     search = _Search(text)
     if len(search.seps) > _MAX_SPLIT_POINTS:
         return _refusal(f"That is more than {MAX_PARTS} requests at once.")
     if (drafts := search.best(0, _Ctx())) is None:
-        unread = [_quote(p) for p in search.unread() if _has_content(p)] or [_quote(text)]
-        return _refusal(f"Sorry, I could not understand {' or '.join(unread)}.")
+        unread = [p for p in search.unread() if _has_content(p)] or [text]
+        reason = f"Sorry, I could not understand {' or '.join(_quote(p) for p in unread)}."
+        if any(_PLACE.search(p) and _TODO_WORD.search(p) for p in unread):
+            reason += (
+                ' I can pick a todo by its text or number (like "delete todo 2"), not by its '
+                'place in the list (like "the second todo").'
+            )
+        return _refusal(reason)
     if len(drafts) > MAX_PARTS:
         return _refusal(f"That is {len(drafts)} requests at once; I can chain at most {MAX_PARTS}.")
     steps = [
