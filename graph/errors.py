@@ -5,6 +5,7 @@
   + ConfigurationError       a setting (keyword override or environment variable) is invalid
   + CacheError               the plan cache could not be read or written
   + PlanValidationError      a plan broke the plan schema or a tool's rules
+  + StepReferenceError       a `{{step_N.field}}` reference has nothing to point at at run time
   + ModelUnavailableError    no chat model is configured for a tier
   + ToolError                a tool refused its input or failed
     x UnknownToolError       a plan named a tool the registry does not hold
@@ -56,6 +57,10 @@ class PlanValidationError(AgentError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors
+
+
+class StepReferenceError(AgentError):
+    """Raised by the executor when a `{{step_N.field}}` reference cannot be resolved."""
 
 
 class ModelUnavailableError(AgentError):

@@ -13,6 +13,7 @@ from langchain_core.runnables import Runnable
 from graph import pattern_planner, prompts
 from graph.cache import PlanCache, SqlitePlanCache
 from graph.context import Context
+from graph.errors import ModelUnavailableError
 from graph.history import HistoryStore, SqliteHistory
 from graph.models import model_name, structured_planner
 from tools.registry import ToolRegistry, build_registry
@@ -59,7 +60,18 @@ class Services:
         self.planners = {tier: structured_planner(m) for tier, m in self.models.items()}
         self.signature = planner_signature(self.tools)
 
-    def model_name(self, tier: str) -> str | None:
+    def planner(self, tier: str) -> Runnable[Any, dict[str, Any]]:
+        """Return the structured-output planner of `tier`.
+
+        Raises:
+            ModelUnavailableError: the tier has no chat model.
+        """
+        try:
+            return self.planners[tier]
+        except KeyError:
+            raise ModelUnavailableError(tier) from None
+
+    def tier_model_name(self, tier: str) -> str | None:
         """Return the name of the model serving `tier`, if any."""
         model = self.models.get(tier)
         return model_name(model) if model is not None else None

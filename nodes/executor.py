@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from graph.errors import ToolError
+from graph.errors import StepReferenceError, ToolError
 from graph.plan import STEP_REFERENCE, PlanStep
 from graph.services import Services
 from graph.state import State
@@ -18,21 +18,17 @@ _SCALAR_FIELDS = (None, "result", "value", "output")
 """Field names that mean "the whole output" when a step's output is a plain value."""
 
 
-class ReferenceError_(Exception):  # noqa: N801 - trailing underscore: the builtin ReferenceError is unrelated
-    """Raised when a `{{step_N.field}}` reference cannot be resolved."""
-
-
 def _lookup(outputs: dict[int, Any], step: int, field: str | None) -> Any:
     if step not in outputs:
-        raise ReferenceError_(f"step {step} has no output to refer to")
+        raise StepReferenceError(f"step {step} has no output to refer to")
     output = outputs[step]
     if isinstance(output, dict) and field is not None:
         if field not in output:
-            raise ReferenceError_(f"step {step}'s output has no field {field!r}")
+            raise StepReferenceError(f"step {step}'s output has no field {field!r}")
         return output[field]
     if field in _SCALAR_FIELDS:
         return output
-    raise ReferenceError_(
+    raise StepReferenceError(
         f"step {step}'s output is {type(output).__name__}, not an object with {field!r}"
     )
 
@@ -87,7 +83,7 @@ def run_step(
         }
         record["output"] = tool.invoke(args)
         record["ok"] = True
-    except (ToolError, ReferenceError_) as exc:
+    except (ToolError, StepReferenceError) as exc:
         record["error"] = str(exc)
     except ValidationError as exc:
         record["error"] = f"invalid input for {step.tool_name}: {exc.errors()[0]['msg']}"

@@ -61,11 +61,11 @@ def llm_planner(state: State, *, services: Services) -> dict[str, Any]:
     update: dict[str, Any] = {
         "llm_attempts": state.llm_attempts + 1,
         "repairs": state.repairs + int(repairing),
-        "model": services.model_name(tier),
+        "model": services.tier_model_name(tier),
         "path": ["llm_planner"],
     }
     try:
-        result = services.planners[tier].invoke(planner_messages(state, services))
+        result = services.planner(tier).invoke(planner_messages(state, services))
     except Exception as exc:  # every failure is classified; the edges decide what happens next
         error_type = classify_llm_error(exc)
         logger.info("LLM planner failed (%s): %s", error_type, exc)

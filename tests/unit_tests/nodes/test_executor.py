@@ -4,9 +4,10 @@ from typing import Any
 
 import pytest
 
+from graph.errors import StepReferenceError
 from graph.plan import Plan
 from graph.state import State
-from nodes.executor import ReferenceError_, executor, resolve
+from nodes.executor import executor, resolve
 
 
 def plan(*steps: tuple[str, dict[str, Any]]) -> Plan:
@@ -43,7 +44,7 @@ def test_resolve(value: Any, expected: Any) -> None:
 
 @pytest.mark.parametrize("value", ["{{step_3.id}}", "{{step_1.missing}}", "{{step_2.id}}"])
 def test_resolve_errors(value: str) -> None:
-    with pytest.raises(ReferenceError_):
+    with pytest.raises(StepReferenceError):
         resolve(value, {1: {"id": "7"}, 2: 42})
 
 

@@ -95,3 +95,9 @@ def test_first_attempt_has_no_feedback(tmp_path: Any) -> None:
 def test_system_prompt_is_generated_from_the_registry(tmp_path: Any) -> None:
     prompt = system_prompt(make_services(tmp_path))
     assert '"expression"' in prompt and '"todo_id"' in prompt and "user_id" not in prompt
+
+
+def test_a_tier_without_a_model_is_an_error_not_a_crash(tmp_path: Any) -> None:
+    services = services_with(tmp_path)
+    update = llm_planner(State(request="x", tier="reasoning"), services=services)
+    assert update["error_type"] == "other" and "reasoning" in update["llm_error"]
