@@ -31,7 +31,7 @@ def build_response(state: State, latency_ms: float) -> dict[str, Any]:
         "steps": state.steps,
         "error": None if completed else (error or "The run failed for an unknown reason."),
         "error_type": None if completed else error_type,
-        "model": state.model if state.plan_source in ("llm", "cache") else None,
+        "model": state.model if state.plan_source == "llm" else None,
         "complexity": state.complexity,
         "tokens": state.tokens,
         "cost_usd": state.cost_usd,
