@@ -784,10 +784,11 @@ def _factorial(args: Sequence[Number]) -> Number:
 
 
 def _log(args: Sequence[Number]) -> Number:
-    """Natural logarithm, or the logarithm to the base given second."""
+    """Logarithm to base 10, or to the base given second."""
     value = _positive("log", args[0])
     if len(args) == 1:
-        return math.log(value)
+        # Base 10, as on pocket calculators and in everyday use ("log 100" is 2); ln is natural.
+        return math.log10(value)
     base = args[1]
     if base <= 0 or base == 1:
         raise CalculatorError(
@@ -981,7 +982,7 @@ Grammar: numbers (3, 2.5, 1e6, 1_000; 1,000 outside function calls), parentheses
 // (floor division) % (modulo) ** or ^ (power, right-associative). N% means N/100: \
 '15% * 80' and '15% of 80' are 12, '(1+1)%' is 0.02, while '10 % 3' is 1.
 Functions: sqrt, cbrt, abs, round(x) or round(x, places), floor, ceil, factorial (whole \
-numbers 0..449), log(x) (natural) or log(x, base), ln, log10, log2, exp, pow(x, y); and, for \
+numbers 0..449), log(x) (base 10) or log(x, base), ln, log10, log2, exp, pow(x, y); and, for \
 one or more numbers or a list of them, min, max, sum, average (also mean, avg), median.
 Constants: pi, e, tau. No variables, units, text or comparisons.
 Examples: '(2 + 3) * 4' -> 20; '2^10' -> 1024; 'average(45, 67, 23)' -> 45; \
