@@ -1,4 +1,23 @@
-"""A per-user todo list kept in SQLite, exposed to the planner as the ``todo_store`` tool."""
+"""A per-user todo list kept in SQLite, exposed to the planner as the ``todo_store`` tool.
+
+``get``, ``complete`` and ``delete`` without a ``todo_id`` find the todo by ``text``, and act
+only on a todo the person clearly meant. Texts are compared casefolded, as whole words
+(punctuation dropped), in three steps:
+
+1. Exact: the whole text, whitespace normalised. Several exact duplicates are ambiguous,
+   except that ``complete`` takes the only open one if exactly one is open.
+2. Run: the query's content words (stop words dropped, no stemming) occur as a contiguous
+   run of whole words in the todo: "bread" names "buy bread", "the dentist" names "call the
+   dentist", but "bread" never names "read".
+3. Same words: the set of the query's stemmed content words equals the todo's, so "buying
+   milk" names "buy milk"; a subset is not enough ("parking" never names "walk the dog in
+   the park").
+
+The first step that matches anything decides: one todo is the answer, several raise
+``ambiguous``. For steps 2 and 3, ``complete`` first tries open todos only, then all. A todo
+is never found by its words appearing inside a longer query ("milk and pay rent" names
+neither "buy milk" nor "pay rent"). No match raises ``not_found`` listing a few todos.
+"""
 
 from __future__ import annotations
 
@@ -104,8 +123,9 @@ class TodoStoreInput(BaseModel):
         default=None,
         description=(
             "For 'add': the todo's text (required, at most 500 characters). For 'get', "
-            "'complete' and 'delete' without a todo_id: words that identify the todo, "
-            "e.g. 'dentist'. Leave null for 'list'."
+            "'complete' and 'delete' without a todo_id: the todo's text, or some "
+            "consecutive words of it, e.g. 'dentist' for 'call the dentist'; words of "
+            "other todos or extra words make it match nothing. Leave null for 'list'."
         ),
     )
     todo_id: str | None = Field(
@@ -276,9 +296,10 @@ Actions:
 - delete: remove one todo and return it.
 
 For get, complete and delete, pass `todo_id` when you know it (from list or add); ids are \
-stable numbers like "3" and are never reused. Otherwise set `todo_id` to null and pass a few \
-words of the todo as `text`; if they match no todo or several, the tool says so and lists \
-candidates with ids, and you should retry with `todo_id`.
+stable numbers like "3" and are never reused. Otherwise set `todo_id` to null and pass the \
+todo's text, or a few consecutive words of it, as `text` (one todo per call); if they match \
+no todo or several, the tool says so and lists candidates with ids, and you should retry \
+with `todo_id`.
 
 Examples:
 - "remind me to call the dentist" -> {"action": "add", "text": "call the dentist"}
@@ -373,20 +394,21 @@ def _find(
         return _row_to_todo(row)
     assert query is not None  # _check_selector guarantees an id or a query
     todos = _all_todos(conn, user_id)
-    # An exact match wins over everything, even for complete: completing a done todo is a
-    # no-op, which beats completing a different, merely similar one. Among exact duplicates
-    # complete takes the first open one, else the first.
+    # Step 1 (module docstring). An exact match wins over everything, even for complete:
+    # completing a done todo is a no-op, which beats completing a different, merely similar
+    # one. Exact duplicates are ambiguous unless complete can take the only open one.
     wanted = _fold(query)
-    exact = [t for t in todos if _fold(t["text"]) == wanted]
-    if exact:
-        if prefer_open:
-            exact = [t for t in exact if not t["completed"]] or exact
-        return exact[0]
-    candidates: builtins.list[dict[str, Any]] = []
-    if prefer_open:
-        candidates = _match(query, [t for t in todos if not t["completed"]])
+    candidates = [t for t in todos if _fold(t["text"]) == wanted]
+    if len(candidates) > 1 and prefer_open:
+        still_open = [t for t in candidates if not t["completed"]]
+        if len(still_open) == 1:
+            candidates = still_open
     if not candidates:
-        candidates = _match(query, todos)
+        pools = [[t for t in todos if not t["completed"]], todos] if prefer_open else [todos]
+        for pool in pools:
+            candidates = _match(query, pool)
+            if candidates:
+                break
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -405,37 +427,25 @@ def _find(
 
 
 def _match(query: str, todos: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
-    """Return the todos ``query`` loosely names, from the strictest rule that matches any.
-
-    First whole-word containment: the query's words form a contiguous run in the todo's, or
-    the todo's in the query's ("the dentist" names "call the dentist", but "bread" never
-    names "read"). Then every content word of the query appears somewhere in the todo.
-    Words are compared casefolded and lightly stemmed throughout.
-    """
-    wanted = _words(query)
-    tokenised = [(todo, _words(todo["text"])) for todo in todos]
-    contained = [
-        todo
-        for todo, words in tokenised
-        if (_has_content(wanted) and _contains_run(words, wanted))
-        or (_has_content(words) and _contains_run(wanted, words))
-    ]
-    if contained:
-        return contained
-    content = {w for w in wanted if w not in _STOP_WORDS}
+    """Return the todos ``query`` names by step 2, else by step 3 (see the module docstring)."""
+    content = _content(query)
     if not content:
-        return []
-    return [todo for todo, words in tokenised if content <= set(words)]
+        return []  # stop words alone name nothing
+    run = [t for t in todos if _contains_run(_words(t["text"]), content)]
+    if run:
+        return run
+    stems = {_stem(w) for w in content}
+    return [t for t in todos if {_stem(w) for w in _content(t["text"])} == stems]
 
 
 def _words(text: str) -> tuple[str, ...]:
-    """Return ``text`` as casefolded words, punctuation dropped, all but stop words stemmed."""
-    return tuple(w if w in _STOP_WORDS else _stem(w) for w in _WORD_PATTERN.findall(_fold(text)))
+    """Return ``text`` as casefolded words, punctuation dropped."""
+    return tuple(_WORD_PATTERN.findall(_fold(text)))
 
 
-def _has_content(words: tuple[str, ...]) -> bool:
-    """Whether ``words`` holds anything but stop words; stop words alone name nothing."""
-    return any(w not in _STOP_WORDS for w in words)
+def _content(text: str) -> tuple[str, ...]:
+    """Return the words of ``text`` that are not stop words, in order."""
+    return tuple(w for w in _words(text) if w not in _STOP_WORDS)
 
 
 def _contains_run(words: tuple[str, ...], run: tuple[str, ...]) -> bool:

@@ -135,16 +135,54 @@ def test_exact_match_wins_over_substring(stocked: TodoStore) -> None:
     assert stocked.get("u", text="  BUY   milk ")["id"] == "1"
 
 
-def test_first_exact_match_is_taken(store: TodoStore) -> None:
+def test_exact_duplicates_are_ambiguous(store: TodoStore) -> None:
+    # Replaces a test that pinned "the first exact match is taken", a silent guess.
     store.add("u", "buy milk")
     store.add("u", "Buy Milk")
-    assert store.get("u", text="buy milk")["id"] == "1"
+    error = _raises("ambiguous", store.get, "u", text="buy milk")
+    assert str(error) == "'buy milk' matches 2 todos: #1 buy milk, #2 Buy Milk. Say which by id."
+    _raises("ambiguous", store.delete, "u", text="buy milk")
+    # Both are open, so complete cannot pick either.
+    _raises("ambiguous", store.complete, "u", text="buy milk")
+    assert _texts(store) == ["buy milk", "Buy Milk"]
+    assert not any(t["completed"] for t in store.list("u")["todos"])
+
+
+def test_delete_of_exact_duplicates_one_done_is_ambiguous(store: TodoStore) -> None:
+    store.add("u", "buy milk")
+    store.add("u", "buy milk")
+    store.complete("u", todo_id="1")
+    error = _raises("ambiguous", store.delete, "u", text="buy milk")
+    assert "#1 buy milk" in str(error) and "#2 buy milk" in str(error)
+    assert [t["id"] for t in store.list("u")["todos"]] == ["1", "2"]
+    _raises("ambiguous", store.get, "u", text="buy milk")
+    # complete takes the only open one.
+    assert store.complete("u", text="buy milk")["id"] == "2"
+
+
+def test_complete_of_exact_duplicates_all_done_is_ambiguous(store: TodoStore) -> None:
+    store.add("u", "buy milk")
+    store.add("u", "buy milk")
+    store.complete("u", todo_id="1")
+    store.complete("u", todo_id="2")
+    _raises("ambiguous", store.complete, "u", text="buy milk")
 
 
 def test_substring_match(stocked: TodoStore) -> None:
     assert stocked.get("u", text="dentist")["id"] == "2"
     assert stocked.get("u", text="the dentist")["id"] == "2"
-    assert stocked.get("u", text="water the plants today")["id"] == "3"
+    assert stocked.get("u", text="my dentist")["id"] == "2"
+    assert stocked.get("u", text="the plants")["id"] == "3"
+
+
+def test_run_match_needs_contiguous_whole_words_unstemmed(store: TodoStore) -> None:
+    store.add("u", "buy bread")
+    store.add("u", "call the dentist")
+    assert store.get("u", text="bread")["id"] == "1"
+    assert store.get("u", text="buy bread")["id"] == "1"
+    assert store.get("u", text="the dentist")["id"] == "2"
+    # Out of order is not a run, and not the same word set either.
+    _raises("not_found", store.get, "u", text="dentist call today")
 
 
 def test_stemmed_word_match(stocked: TodoStore) -> None:
@@ -219,8 +257,15 @@ def test_whole_word_containment_still_matches(lookalikes: TodoStore) -> None:
     assert lookalikes.get("u", text="READ!")["id"] == "1"
     assert lookalikes.get("u", text="start")["id"] == "2"
     assert lookalikes.get("u", text="starting taxes")["id"] == "2"
-    assert lookalikes.get("u", text="please call Ann today")["id"] == "3"
-    assert lookalikes.delete("u", text="I must read")["id"] == "1"
+    assert lookalikes.get("u", text="call Ann")["id"] == "3"
+
+
+@pytest.mark.parametrize("query", ["please call Ann today", "I must read", "call annabelle"])
+def test_todo_inside_a_longer_query_is_not_a_match(lookalikes: TodoStore, query: str) -> None:
+    # Formerly "please call Ann today" found "call Ann" and "I must read" deleted "read":
+    # a todo's words inside a longer query no longer name it.
+    _raises("not_found", lookalikes.delete, "u", text=query)
+    assert _texts(lookalikes) == ["read", "start taxes", "call Ann"]
 
 
 def test_containment_needs_a_content_word(stocked: TodoStore) -> None:
@@ -244,7 +289,70 @@ def test_complete_takes_the_open_one_of_exact_duplicates(store: TodoStore) -> No
     store.add("u", "Buy Milk")
     store.complete("u", todo_id="1")
     assert store.complete("u", text="buy milk")["id"] == "2"
-    assert store.get("u", text="buy milk")["id"] == "1"
+    _raises("ambiguous", store.get, "u", text="buy milk")
+
+
+@pytest.mark.parametrize(
+    ("todo", "query"),
+    [
+        ("walk the dog in the park", "parking"),
+        ("meet Sarah for lunch", "the meeting"),
+        ("confirm the hotel booking", "books"),
+        ("buy new shoes", "the news"),
+    ],
+)
+@pytest.mark.parametrize("action", ["get", "complete", "delete"])
+def test_stemming_never_merges_different_words(
+    store: TodoStore, action: str, todo: str, query: str
+) -> None:
+    store.add("u", todo)
+    error = _raises("not_found", store.run, "u", action, text=query)
+    assert str(error) == f"No todo matches '{query}'. Your todos: #1 {todo}."
+    assert store.list("u")["todos"][0]["completed"] is False
+    assert _texts(store) == [todo]
+
+
+def test_stemmed_match_needs_the_same_word_set(store: TodoStore) -> None:
+    store.add("u", "buy milk")
+    store.add("u", "call the dentist")
+    store.add("u", "walk the dog in the park")
+    assert store.complete("u", text="buying milk")["id"] == "1"
+    assert store.get("u", text="calling the dentist")["id"] == "2"
+    assert store.get("u", text="walking dogs park")["id"] == "3"
+    _raises("not_found", store.get, "u", text="walking dogs")  # a subset is not enough
+    _raises("not_found", store.get, "u", text="buying milk today")  # nor a superset
+
+
+@pytest.mark.parametrize(
+    ("todos", "query"),
+    [
+        (["buy milk", "pay rent"], "milk and pay rent"),
+        (["email Bob"], "email Bob the report"),
+        (["call mom"], "call mom and dad"),
+        (["call Ann"], "call annabelle"),
+    ],
+)
+@pytest.mark.parametrize("action", ["get", "complete", "delete"])
+def test_query_naming_more_than_a_todo_matches_nothing(
+    store: TodoStore, action: str, todos: list[str], query: str
+) -> None:
+    for text in todos:
+        store.add("u", text)
+    error = _raises("not_found", store.run, "u", action, text=query)
+    listed = ", ".join(f"#{i} {text}" for i, text in enumerate(todos, 1))
+    assert str(error) == f"No todo matches '{query}'. Your todos: {listed}."
+    assert _texts(store) == todos
+    assert not any(t["completed"] for t in store.list("u")["todos"])
+
+
+def test_complete_prefers_open_todos_before_looser_steps(store: TodoStore) -> None:
+    store.add("u", "buying milk today")
+    store.add("u", "buy milk")
+    store.complete("u", todo_id="1")
+    # The done todo is a run match, the open one a same-words match; the open one wins.
+    assert store.complete("u", text="buying milk")["id"] == "2"
+    # get has no open preference: the run match decides.
+    assert store.get("u", text="buying milk")["id"] == "1"
 
 
 def test_todo_id_wins_over_text(stocked: TodoStore) -> None:
