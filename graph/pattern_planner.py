@@ -78,23 +78,34 @@ class _Draft:
     tool_input: dict[str, Any]
     goal: str
     loose: bool = False
+    open_end: bool = False  # a todo text that runs to the end of its clause
 
 
 @dataclass(frozen=True)
 class _Ctx:
-    """Where a clause sits in the plan: its step number and what "it" can refer to."""
+    """Where a clause sits in the plan: its step number and what "it" can refer to.
+
+    Attributes:
+        joined: The clause follows a plain "and" or ",", which may as well join two things in
+            one request ("remind me to back up my phone and delete old photos").
+        after_text: The clause before is a todo text that could have run on into this one
+            ("remind me to back up my phone, then delete old photos").
+    """
 
     step: int = 1
     last_calc: int | None = None
     last_todo: int | None = None
+    joined: bool = False
+    after_text: bool = False
 
     def after(self, draft: _Draft) -> _Ctx:
         """Return the context of the clause that follows `draft`."""
+        ctx = replace(self, step=self.step + 1, joined=False, after_text=draft.open_end)
         if draft.tool_name == "calculator":
-            return replace(self, step=self.step + 1, last_calc=self.step)
+            return replace(ctx, last_calc=self.step)
         if draft.tool_input["action"] in ("add", "get"):
-            return replace(self, step=self.step + 1, last_todo=self.step)
-        return replace(self, step=self.step + 1)
+            return replace(ctx, last_todo=self.step)
+        return ctx
 
 
 _Builder = Callable[[re.Match[str], _Ctx], _Draft | None]
@@ -102,11 +113,18 @@ _Builder = Callable[[re.Match[str], _Ctx], _Draft | None]
 
 @dataclass(frozen=True)
 class _Rule:
-    """A clause pattern (matched in full, case-insensitively) and what to plan for it."""
+    """A clause pattern (matched in full, case-insensitively) and what to plan for it.
+
+    Attributes:
+        carries_on: A calculator rule on the previous result ("add 5", "- 5").
+        lists: A calculator rule where "and" separates operands ("sum of 3 and 4").
+    """
 
     pattern: re.Pattern[str]
     build: _Builder
     loose: bool = False
+    carries_on: bool = False
+    lists: bool = False
 
 
 # --- Text clean-up ------------------------------------------------------------------------
@@ -118,20 +136,32 @@ _LEAD_FILLER = re.compile(
     r"|i(?:'d|\s+would)\s+like\s+you\s+to\s+|i\s+want\s+you\s+to\s+|go\s+ahead\s+and\s+)",
     re.IGNORECASE,
 )
-# A "!" right after a number is a factorial ("5!"), not an exclamation.
+_THANKS = r"(?:please|pls|plz|thanks|thank\s+you|thx|cheers)"
+# A "!" right after a number is a factorial ("5!"), not an exclamation. Filler words are only
+# surely filler after punctuation (", please", ". Thanks!"): "remind me to say thank you".
 _TRAIL_FILLER = re.compile(
-    r"(?:[\s,]*\b(?:please|pls|plz|thanks|thank\s+you|thx|cheers)\b|(?:[\s?.]|(?<![\d)])!)+)$",
+    rf"(?:(?:(?:\s*(?:[,.;:?]|(?<![\d)])!))+|\s+[-–—])\s*\b{_THANKS}\b|(?:[\s?.]|(?<![\d)])!)+)$",
     re.IGNORECASE,
 )
+# After a space alone, a filler word may end a todo's text: see _todo_rule.
+_SOFT_FILLER = re.compile(rf"\s+{_THANKS}$", re.IGNORECASE)
 _QUOTES = re.compile(r"""^(?:"(.*)"|'(.*)'|“(.*)”|‘(.*)’|`(.*)`)$""", re.DOTALL)
 
 
-def _strip_filler(text: str) -> str:
-    """Remove polite filler ("hey crane, could you ... please?") around a clause."""
+def _strip_filler(text: str, *, soft: bool = False) -> str:
+    """Remove polite filler ("hey crane, could you ... please?") around a clause.
+
+    With `soft`, also a filler word after a plain space ("... list please"), which may instead
+    end a todo's text ("remind me to say thank you").
+    """
     text = text.strip()
-    while (stripped := _TRAIL_FILLER.sub("", _LEAD_FILLER.sub("", text)).strip()) != text:
+    while True:
+        stripped = _TRAIL_FILLER.sub("", _LEAD_FILLER.sub("", text)).strip()
+        if soft:
+            stripped = _SOFT_FILLER.sub("", stripped).strip()
+        if stripped == text:
+            return text
         text = stripped
-    return text
 
 
 def _clean_text(text: str) -> str:
@@ -199,9 +229,19 @@ _ID = re.compile(rf"({_NOUN}\s*)?((?:number|no\.?)\s*|#\s*)?(\d+|[a-z -]+)", re.
 _LEAD_ARTICLE = re.compile(r"^(?:the|my|our|that|this)\s+", re.I)
 _LEAD_NOUN = re.compile(rf"^{_NOUN}\s+(?:(?:called|named|about|to|for|saying|that\s+says)\s+)?", re.I)  # fmt: skip
 _TRAIL_NOUN = re.compile(rf"\s+{_NOUN}$", re.I)
+_PLURAL = re.compile(r"\b(?:to-?dos|tasks|items|reminders)\b", re.I)
+# Words naming the list or its todos, not one todo: "delete my todos", "mark my tasks as done".
+_LIST_WORDS = frozenset("todo todos to do dos task tasks item items reminder reminders list lists thing things stuff entry entries".split())  # fmt: skip
+_QUESTION_WORD = re.compile(r"(?:what|which|who|whose|how|when|where|why)\b", re.I)
+# For the refusal of "delete all my todos" or "mark my tasks as done".
+_CHANGE = re.compile(r"\b(?:delete|remove|erase|clear|complete|mark|finish|check|tick|cross|cancel)\b", re.I)  # fmt: skip
+_SEVERAL = re.compile(r"\b(?:all|every|everything|to-?dos|tasks|items|reminders)\b", re.I)
+# "delete todo 3 please", "remove milk from my list thanks", "delete it please": filler after a
+# todo marker, a number or "it" (in "complete say thank you", the words end the todo's text).
+_MARKED_FILLER = re.compile(rf"(.*\b(?:{_NOUN}|list|\d+)|(?:{_IT.pattern})|(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*)[\s,]+{_THANKS}", re.I)  # fmt: skip
 # Words that never name a todo by themselves: "delete all my todos" must not delete "all my",
 # and "remove 5 from 12" is not about a todo called "5 from 12".
-_NOT_A_TODO = frozenset("all any each every everything them of my the whole entire list and or from to by off plus minus times".split())  # fmt: skip
+_NOT_A_TODO = frozenset("all any each every everything anything something nothing them those these of my the whole entire list and or from to by off plus minus times".split())  # fmt: skip
 # A todo named by its place in the list ("the second todo", "my last task", "the top one") is
 # refused: the store finds todos by text or number, and "second" is neither.
 _PLACES = frozenset("first second third fourth fifth sixth seventh eighth ninth tenth last next top bottom latest newest oldest earliest previous final penultimate recent".split())  # fmt: skip
@@ -223,37 +263,88 @@ def _todo(action: str, goal: str, text: str | None = None, todo_id: str | None =
     return _Draft("todo_store", {"action": action, "text": text, "todo_id": todo_id}, goal)
 
 
-def _target(raw: str, ctx: _Ctx, *, need_marker: bool) -> tuple[str | None, str | None] | None:
+def _target(
+    raw: str, ctx: _Ctx, *, need_marker: bool, bare_it: bool = True
+) -> tuple[str | None, str | None] | None:
     """Read which todo a clause names: ``(text, None)``, ``(None, id)``, or None if unclear.
 
     `need_marker` demands words saying it is a todo ("task 2", "the X todo", "from my list"),
-    for verbs such as "cancel" or "show" that just as often mean something else.
+    for verbs such as "cancel" or "show" that just as often mean something else. Without
+    `bare_it`, "it" (or "that") alone does not name the todo of an earlier step.
+
+    A target naming several todos ("my tasks", "the old items", "all my todos") or asking
+    ("what is done") is refused: the store acts on one todo at a time.
     """
     text, marker = _clean_text(raw), False
+    if (m := _MARKED_FILLER.fullmatch(text)) is not None:
+        text = _clean_text(m[1])
     if _PLACE_NOUN.search(text):
         return None
     if (m := _ON_LIST.fullmatch(text)) is not None:
         text, marker = m[1], True
     if _IT.fullmatch(text):
+        if not (bare_it or _TODO_WORD.search(text)):
+            return None
         return (None, f"{{{{step_{ctx.last_todo}.id}}}}") if ctx.last_todo else None
+    if _QUESTION_WORD.match(text):
+        return None
     text = _LEAD_ARTICLE.sub("", text)
     if (m := _ID.fullmatch(text)) is not None and (marker or m[1] or m[2] or not need_marker):
         number = m[3] if m[3].isdigit() else _words_value(m[3].lower().strip())
         if number is not None and number.isdigit():
             return None, str(int(number))
+    lead, trail = _LEAD_NOUN.match(text), _TRAIL_NOUN.search(text)
+    if any(_PLURAL.search(m[0]) for m in (lead, trail) if m is not None):
+        return None
     stripped = _TRAIL_NOUN.sub("", _LEAD_NOUN.sub("", text))
     marker, text = marker or stripped != text, _clean_text(stripped)
     words = {w for w in re.findall(r"[^\W_]+", text.lower()) if not w.isdigit()}
-    if (need_marker and not marker) or words <= _NOT_A_TODO or _by_place(words):
+    if (need_marker and not marker) or words <= _NOT_A_TODO | _LIST_WORDS or _by_place(words):
         return None
     return text, None
 
 
+_DAY = r"(?:today|tonight|tomorrow|tmrw|(?:mon|tues|wednes|thurs|fri|satur|sun)day|weekend|morning|afternoon|evening|night|week|month|year)"  # fmt: skip
+_TIME = r"(?:\d{1,2}(?:[:.]\d{2})?\s*(?:am|pm|a\.m\.?|p\.m\.?|o'?clock|h)|\d{1,2}:\d{2}|noon|midday|midnight)"  # fmt: skip
+_MOMENT = rf"(?:(?:at|on|by|in|this|next|the|later)\s+)*(?:{_DAY}|{_TIME}|later|soon|\d+\s+(?:minutes?|mins?|hours?|hrs?|days?|weeks?))"  # fmt: skip
+# A reminder for a time is not a todo: "set a reminder for 5pm", "... for tomorrow to call mom".
+_WHEN = re.compile(rf"{_MOMENT}(?:\s+{_MOMENT})*(?:\s+(?:to|that)\s+.*)?", re.I)
+_BARE_LIST = re.compile(rf"(?:my\s+)?{_LIST}", re.I)  # "I need to my tasks" is no request
+_CALC_VERB = re.compile(r"(?:calculate|compute|work\s+out|figure\s+out|find\s+out|know|solve|evaluate|check)\s+", re.I)  # fmt: skip
+# A calculation the rules could not read, after a _CALC_VERB ("work out 3-4 times a week" is not).
+_MATHS = re.compile(r"%|\d\s*per\s*cent|\bpct\b|\d\s*[+*/^×÷=]\s*\d", re.I)
+
+
 def _add(m: re.Match[str], ctx: _Ctx) -> _Draft | None:
     text = _clean_text(m["text"])
-    if not _has_content(text) or _IT.fullmatch(text):
+    if not _has_content(text) or _IT.fullmatch(text) or _WHEN.fullmatch(text):
         return None
-    return _todo("add", f'add "{text}" to the todo list', text=text)
+    draft = _todo("add", f'add "{text}" to the todo list', text=text)
+    return replace(draft, open_end=m.end("text") == len(m.string))
+
+
+def _need(m: re.Match[str], ctx: _Ctx) -> _Draft | None:
+    """Plan "I need to ...": a todo, unless what is needed is a calculation or a todo request.
+
+    "I need to calculate 15% of 80" (or "... to know what 15% of 80 is", "... to double 21")
+    is the calculation; one the calculator rules cannot read ("I need to work out 15% of 80
+    for the report") is refused, never kept as a todo text. "I need to add milk to my list"
+    adds "milk" (and "... to show my list" shows it), but "I need to finish task 4" says the
+    task is not done yet and "I need to delete todo 3" may be a note to self: both refused.
+    ("I need to delete old photos", naming no todo, is a todo.)
+    """
+    text = _clean_text(m["text"])
+    polite = _strip_filler(text, soft=True)
+    inner = replace(ctx, after_text=True)  # complete or delete only with a todo marker
+    for rule in _TODO_RULES if not _BARE_LIST.fullmatch(text) else []:
+        if not rule.loose and (draft := _todo_rule(rule, text, polite, inner)) is not None:
+            return draft if draft.tool_input["action"] in ("add", "list") else None
+    verb = _CALC_VERB.match(polite)
+    if (draft := _plan_math(polite[verb.end() :] if verb else polite, ctx)) is not None:
+        return draft
+    if verb and _MATHS.search(text[verb.end() :]):
+        return None
+    return _add(m, ctx)
 
 
 def _list(m: re.Match[str], ctx: _Ctx) -> _Draft:
@@ -261,10 +352,21 @@ def _list(m: re.Match[str], ctx: _Ctx) -> _Draft:
 
 
 def _one(action: str, verb: str, *, need_marker: bool = False) -> _Builder:
-    """Build a rule action for get, complete or delete, which name one todo."""
+    """Build a rule action for get, complete or delete, which name one todo.
+
+    A complete or delete after a todo text it could belong to ("remind me to back up my phone
+    and delete old photos") needs a todo marker ("the X todo", "X from my list", "todo 3"):
+    else it is read as part of that text (or refused, after "then"). There "it" alone is the
+    todo before only after "then", with a verb that needs no marker ("add a todo to pay rent,
+    then delete it"): not "remind me to download the app and delete it", nor "remind me to
+    book the hotel, then cancel it".
+    """
 
     def build(m: re.Match[str], ctx: _Ctx) -> _Draft | None:
-        if (target := _target(m["target"], ctx, need_marker=need_marker)) is None:
+        strict = action in ("complete", "delete") and ctx.after_text
+        bare_it = not (strict and (need_marker or ctx.joined))
+        target = _target(m["target"], ctx, need_marker=need_marker or strict, bare_it=bare_it)
+        if target is None:
             return None
         text, todo_id = target
         what = f'the todo matching "{text}"' if text else f"todo {todo_id}"
@@ -285,12 +387,12 @@ _TODO_TABLE: list[tuple[str, _Builder, bool]] = [
     (rf"(?:add|put|pop|stick|write|jot|note|throw|place)\s+(?:down\s+)?(?:to|on|onto)\s+(?:my|the)\s+{_LIST}\s*[:\-–]?\s*(?P<text>.+)", _add, False),
     (rf"(?:add|put|pop|stick|write|jot|note|throw|place|include)\s+(?:down\s+)?(?P<text>.+?)\s+(?:to|on|onto|in|into)\s+(?:my|the|our)\s+(?:[\w-]+\s+)?{_LIST}", _add, False),
     (rf"(?:add|put|save|log)\s+(?P<text>.+?)\s+as\s+an?\s+(?:new\s+)?{_NOUN}", _add, False),
-    (r"(?:add|create|make|put|set(?:\s+up)?|start|new|write|jot\s+down|note\s+down|log|record)\s+(?:me\s+)?(?:(?:a|an|another|one\s+more)\s+)?(?:new\s+)?(?:to-?do|to\s+do|task|reminder)(?:\s+item)?(?:\s*[:\-–]\s*|\s+(?:to|for|that\s+says|saying|called|named|about)\s+|\s+)(?P<text>.+)", _add, False),
+    (r"(?:add|create|make|put|set(?:\s+up)?|start|new|write|jot\s+down|note\s+down|log|record)\s+(?:me\s+)?(?:(?:a|an|another|one\s+more)\s+)?(?:new\s+)?(?:to-?do|to\s+do|task|reminder)(?:\s+item)?(?:\s*[:\-–]\s*|\s+(?:to|for|that\s+says|saying|called|named|about)\s+|\s+(?!lists?\b))(?P<text>.+)", _add, False),
     (r"(?:new\s+)?(?:to-?do|task|reminder|note)\s*[:\-–]\s*(?P<text>.+)", _add, False),
     (r"remind\s+me\s+(?:to|about|of|that\s+i\s+(?:need|have)\s+to)\s+(?P<text>.+)", _add, False),
     (r"(?:don'?t|do\s+not)\s+(?:let\s+me\s+)?forget\s+(?:to\s+|about\s+)?(?P<text>.+)", _add, False),
     (r"(?:make\s+a\s+note|note\s+to\s+self)\s*(?:to\s+|:\s*|-\s*)(?P<text>.+)", _add, False),
-    (r"(?:i|we)(?:'ve|\s+have|'d)?\s+(?:(?:really|still|also|definitely|just)\s+)?(?:need\s+to|have\s+to|must|should|ought\s+to|gotta|got\s+to|better)\s+(?P<text>.+)", _add, True),
+    (r"(?:i|we)(?:'ve|\s+have|'d)?\s+(?:(?:really|still|also|definitely|just)\s+)?(?:need\s+to|have\s+to|must|should|ought\s+to|gotta|got\s+to|better)\s+(?P<text>.+)", _need, True),
     # List.
     (rf"(?:show|list|display|view|see|give|get|read|print|fetch|pull\s+up|bring\s+up|open|check)(?:\s+(?:me|us))?(?:\s+(?:all|everything))?(?:\s+(?:of|on|in))?(?:\s+(?:my|our|the))?(?:\s+(?:current|open|pending|outstanding|remaining|active|whole|full|entire))?\s+{_LIST}", _list, False),
     (rf"what(?:'s|s|\s+is|\s+are)?\s+(?:on|in)\s+(?:my|the)\s+{_LIST}(?:\s+(?:today|now|right\s+now))?", _list, False),
@@ -304,7 +406,7 @@ _TODO_TABLE: list[tuple[str, _Builder, bool]] = [
     # Complete, delete, show one todo, by text, by number, or "it" (the todo of an earlier step).
     (rf"(?:mark|set|flag|tick|check)\s+{_T}\s+(?:as\s+)?{_DONE}", _COMPLETE, False),
     (rf"(?:check|tick|cross|strike|mark)\s+{_T}\s+off(?:\s+(?:of\s+)?(?:my|the)\s+{_LIST})?", _COMPLETE, False),
-    (rf"(?:check|tick|cross|strike)\s+off\s+{_T}", _COMPLETE, False),
+    (rf"(?:check|tick|cross|strike)\s+off\s+{_T}(?:\s+(?:as\s+)?{_DONE})?", _COMPLETE, False),
     (rf"complete\s+{_T}", _COMPLETE, False),
     (rf"(?:finish|close|resolve)\s+{_T}", _one("complete", "mark {} as done", need_marker=True), False),
     (rf"(?:i|we)(?:'ve|\s+have)?\s+(?:just\s+|already\s+|now\s+)?(?:finished|completed|done|did|ticked\s+off|checked\s+off)\s+{_T}", _COMPLETE, True),
@@ -352,7 +454,10 @@ _QUESTION_SUFFIX = re.compile(r"\s*(?:=\s*\??|\bequals?\b\s*\??|\bis\b|\bmakes?\
 _THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+(?![\d,])|\b\d{1,3}(?:,\d{3})+(?=,\s)")
 _GROUPING = re.compile(r"(?<=\d)_(?=\d)")
 _AMBIGUOUS_GROUPING = re.compile(r"(?<=\d)_[1-9]")
-_PERCENT_WORD = re.compile(r"(?<=[\d)}])\s*(?:percent|per\s+cent|pct)\b")
+# "15 percent 80" is left as typed (and refused): "percent" never means modulo.
+_PERCENT_WORD = re.compile(r"(?<=[\d)}])\s*(?:percent|per\s+cent|pct)\b(?!\s*(?:[\d.(]|\{\{|(?:pi|e|tau)\b))")  # fmt: skip
+# "10-15% of 200" is a range of percentages, not 10 - 15% of 200: see _percent_range.
+_RANGE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)%(\s*of\b)?")
 _IT_CALC = re.compile(r"\b(?:it|that|this|(?:the|that|this)\s+(?:(?:previous|last)\s+)?(?:result|answer|number|value))\b")  # fmt: skip
 # Postfix "squared", "cubed", "!" and "factorial", "of" after a percentage or a fraction, and
 # functions without brackets are left for _Reader, which decides their grouping.
@@ -362,10 +467,9 @@ _WORD_OPERATORS = [(re.compile(p), r) for p, r in [
     (r"\braised\s+to(?:\s+the\s+power(?:\s+of)?)?\b|\bto\s+the\s+power(?:\s+of)?\b", " ** "),
     # "x" is a times sign ("9 x 6", "9x6"), but not in "0x10", which may be hexadecimal.
     (r"\bmultiplied\s+by\b|\btimes\b|(?<=[\d)%}])\s+x\s*(?=[\d(-])|(?<=[\d)%}])(?<!(?<![\d.])0)x\s*(?=[\d(-])", " * "),
-    (r"\bdivided\s+by\b|\bover\b", " / "),
+    (r"\bdivided\s+by\b|(?<!%)(?<!% )\bover\b", " / "),  # "20% over 100" may be 120
     (r"\bplus\b", " + "),
     (r"\bminus\b|\bnegative\b", " - "),
-    (rf"(?:^|(?<=[(*/+\-^,]))\s*-\s*({_NUMBER})(?=\s+(?:squared|cubed)\b)", r" (-\1) "),  # "minus 5 squared" is 25
     (r"\bmod(?:ulo)?\b", " % "),
     (r"\b(\d+\s*/\s*\d+)\s+of\b", r" (\1) of "),
     (r"\bsquare\s+root(?:\s+of)?\b", " sqrt "),
@@ -437,8 +541,9 @@ class _Reader:
     - A function without brackets ("sqrt 16", from "square root of 16") or "of" after a
       percentage or fraction ("10% of 50") takes one operand, which must end the expression or
       the bracket: "square root of 3 squared plus 4 squared" and "20% of 100 plus 5" are refused.
-    - Stacked powers ("2^3^2"), a power after a sign ("-2^2": -4 or 4), and a postfix power or
-      factorial on an exponent ("2 to the power of 3 squared").
+    - Stacked powers ("2^3^2"), a power after a sign ("-2^2" or "-2 squared": -4 or 4?
+      "(-2) squared" is read), and a postfix power or factorial on an exponent ("2 to the
+      power of 3 squared").
     - In a function's brackets, a thousands grouping ("max(100,200)": one number or two?).
 
     Postfix "squared", "cubed", "!" and "factorial" apply left to right: "2 cubed squared" is
@@ -548,8 +653,10 @@ class _Reader:
         """Tell a percent sign from modulo at the next token, as the calculator does."""
         if self.index + 1 >= len(self.tokens):
             return True
-        kind, text, _ = self.tokens[self.index + 1]
+        kind, text, spaced = self.tokens[self.index + 1]
         if kind in ("number", "ref") or text == "(":
+            if spaced and not self.tokens[self.index][2]:  # "15% 80": a percent, or modulo?
+                raise _Unreadable
             return False
         if kind == "name":
             return text in ("of", "factorial") or text in _POSTFIX_POWERS
@@ -629,8 +736,13 @@ def _translate(text: str) -> str | None:
     return expression if expression and _parses(expression) else None
 
 
-def _normalise_math(clause: str, ctx: _Ctx) -> tuple[str, bool]:
-    """Lower-case a clause, drop question words, read number words; True if it was a question."""
+def _normalise_math(clause: str, ctx: _Ctx) -> tuple[str, bool, bool]:
+    """Lower-case a clause, drop question words, read number words.
+
+    Returns:
+        The normalised clause; whether it was a question; whether number words were joined by
+        "and" ("one hundred and five").
+    """
     text, asked = _ROOT_SIGN.sub(r" sqrt(\1) ", clause.lower()).translate(_MATH_CHARS), False
     while True:
         prefix = _QUESTION_PREFIX.match(text)
@@ -638,11 +750,12 @@ def _normalise_math(clause: str, ctx: _Ctx) -> tuple[str, bool]:
         if stripped == text:
             break
         asked, text = asked or (prefix is not None and prefix[0].strip() != "the"), stripped
+    scale_and = _SCALE_AND.search(text) is not None
     text = _PERCENT_WORD.sub("%", _number_words(text))
     text = _THOUSANDS.sub(lambda m: m[0].replace(",", "_"), text)
     if ctx.last_calc is not None:
         text = _IT_CALC.sub(f"{{{{step_{ctx.last_calc}.result}}}}", text)
-    return " ".join(text.split()), asked
+    return " ".join(text.split()), asked, scale_and
 
 
 def _operand(text: str) -> str | None:
@@ -756,7 +869,9 @@ _CALC_TABLE: list[tuple[str, str]] = [
     ("{a} - {b}", rf"{_N}\s+{_DOWNED}\s+by\s+{_PLAIN_B}"),
     ("{a} - {b}", rf"(?:subtract|deduct)\s+{_B}\s+from\s+{_N}"),
     ("{a} - {b}", rf"take\s+(?:away\s+)?{_B}\s+(?:away\s+)?from\s+{_N}"),
-    ("{a} ** {b}", rf"raise\s+{_A}\s+to\s+(?:the\s+)?(?:power\s+(?:of\s+)?)?{_M}(?:st|nd|rd|th)?(?:\s+power)?"),
+    # "raise 50 to 60" more often means an increase: a power needs "power" or "the Nth".
+    ("{a} ** {b}", rf"raise\s+{_A}\s+to\s+(?:the\s+)?power\s+(?:of\s+)?{_M}"),
+    ("{a} ** {b}", rf"raise\s+{_A}\s+to\s+(?:the\s+)?{_M}(?:(?:st|nd|rd|th)(?:\s+power)?|\s+power)"),
     ("{a} ** 2", rf"square(?:\s+of)?\s+{_N}"),
     ("{a} ** 3", rf"cube(?:\s+of)?\s+{_N}"),
     ("{a} ** (1 / {n})", rf"(?P<n>\d+)(?:st|nd|rd|th)\s+root\s+of\s+{_N}"),
@@ -803,25 +918,85 @@ _CALC_TABLE: list[tuple[str, str]] = [
     ("{prev} {op} {b}", rf"(?P<op>\*\*|[-+*/^])\s*{_M}"),
 ]
 # fmt: on
-_CALC_RULES = [_Rule(re.compile(p), _calc(template)) for template, p in _CALC_TABLE]
+_CALC_RULES = [
+    _Rule(
+        re.compile(p),
+        _calc(template),
+        carries_on="{prev}" in template,
+        lists=bool(re.search(r"\band\b|\?P<(?:items|factors)>", p)),
+    )
+    for template, p in _CALC_TABLE
+]
+# What starts a clause that carries on from the previous result ("then -5", "then times 2").
+_LEADING_OPERATOR = re.compile(r"(?:[-+*/^%]|(?:minus|plus|times|multiplied|divided|over|mod|modulo)\b)")  # fmt: skip
+_LIST_SEPARATOR = re.compile(r"\band\b|[,&]")
+_BARE_PERCENT = re.compile(rf"[-+]?\s?{_NUMBER}%")
+
+
+def _todo_rule(rule: _Rule, clause: str, polite: str, ctx: _Ctx) -> _Draft | None:
+    """Plan a clause by one todo rule, keeping a filler word that ends the todo's text.
+
+    `polite` is the clause without a last "please" or "thanks" after a plain space: that word
+    is filler after the rule's own words ("add milk to my list please"), but may be the end of
+    the todo's text ("remind me to say thank you"), where it is kept.
+    """
+    m, kept = rule.pattern.fullmatch(polite), False
+    if m is not None and polite != clause:
+        free = next((g for g in ("text", "target") if g in rule.pattern.groupindex), None)
+        if free is not None and m.end(free) == len(polite):
+            # The rule's text may not take the word at all ("what is todo 3 please").
+            m, kept = rule.pattern.fullmatch(clause) or m, True
+    if m is None or (draft := rule.build(m, ctx)) is None:
+        return None
+    kept = kept and _SOFT_FILLER.search(draft.tool_input.get("text") or "") is not None
+    return replace(draft, loose=rule.loose or kept)
 
 
 def _plan_clause(text: str, ctx: _Ctx) -> _Draft | None:
     """Plan one clause as exactly one step, or return None if no rule reads all of it."""
     if not (clause := _strip_filler(text)):
         return None
+    polite = _strip_filler(clause, soft=True)
     for rule in _TODO_RULES:
-        if (m := rule.pattern.fullmatch(clause)) and (draft := rule.build(m, ctx)):
-            return replace(draft, loose=rule.loose)
-    math, asked = _normalise_math(clause, ctx)
+        if (draft := _todo_rule(rule, clause, polite, ctx)) is not None:
+            return draft
+    return _plan_math(polite, ctx)
+
+
+def _plan_math(clause: str, ctx: _Ctx) -> _Draft | None:
+    """Plan a clause as one calculation, or return None if no calculator rule reads all of it.
+
+    Refused besides what the rules and _Reader refuse:
+
+    - A range of percentages ("10-15% of 200").
+    - Number words joined by "and" where "and" also separates operands ("average of two
+      hundred and fifty and three hundred": 250 and 300, or 200, 50 and 300?).
+    - After "then", a clause starting with an operator is the previous result's operand
+      ("then -5", "then times 2"), and nothing more ("then -5 + 2": is it -3?); nor is a bare
+      percentage ("what is 200 then 10%": 10% of 200?).
+    """
+    math, asked, scale_and = _normalise_math(clause, ctx)
+    if _percent_range(math):
+        return None
+    carry_on = ctx.step > 1 and _LEADING_OPERATOR.match(math) is not None
+    scale_and = scale_and and _LIST_SEPARATOR.search(math) is not None
     for rule in _CALC_RULES:
+        if (carry_on and not rule.carries_on) or (scale_and and rule.lists):
+            continue
         if (m := rule.pattern.fullmatch(math)) and (draft := rule.build(m, ctx)):
             return draft
+    if carry_on or (ctx.step > 1 and not asked and _BARE_PERCENT.fullmatch(math)):
+        return None
     expression = _translate(math)
     # A bare number is only a calculation when asked for ("what is one million").
     if expression and (asked or _HAS_OPERATOR.search(expression)):
         return _calculation(expression)
     return None
+
+
+def _percent_range(math: str) -> bool:
+    """Tell whether "N-M%" is a range ("10-15%", "20-25% of 80"), not N minus M% ("100-10%")."""
+    return any(m[3] or float(m[1]) < float(m[2]) for m in _RANGE.finditer(math))
 
 
 # --- Splitting a request into clauses -----------------------------------------------------
@@ -874,7 +1049,8 @@ class _Search:
         """Plan pieces i to j (with their separators) as one clause."""
         if (i, j, ctx) not in self._clause:
             text = self.pieces[i] + "".join(self.seps[k] + self.pieces[k + 1] for k in range(i, j))
-            self._clause[i, j, ctx] = _plan_clause(text, ctx)
+            joined = i > 0 and _STRONG.search(self.seps[i - 1]) is None
+            self._clause[i, j, ctx] = _plan_clause(text, replace(ctx, joined=joined))
         return self._clause[i, j, ctx]
 
     def best(self, i: int, ctx: _Ctx) -> list[_Draft] | None:
@@ -939,6 +1115,11 @@ def _plan(prompt: str) -> PatternResult:
             reason += (
                 ' I can pick a todo by its text or number (like "delete todo 2"), not by its '
                 'place in the list (like "the second todo").'
+            )
+        elif any(_CHANGE.search(p) and _SEVERAL.search(p) for p in unread):
+            reason += (
+                " I can complete or delete one todo at a time, by its text or number (like "
+                '"delete todo 2"), not several at once.'
             )
         return _refusal(reason)
     if len(drafts) > MAX_PARTS:

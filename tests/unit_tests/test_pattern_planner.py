@@ -166,13 +166,16 @@ CASES: list[tuple[str, list[Step]]] = [
     ("factorial of 5", [calc(120)]),
     ("5!", [calc(120)]),
     ("what is 5!?", [calc(120)]),
+    ("what is 5!, thanks", [calc(120)]),
+    ("what is 5! thanks", [calc(120)]),
     ("5 factorial", [calc(120)]),
     ("absolute value of -5", [calc(5)]),
     ("round 3.7", [calc(4)]),
     ("round 3.14159 to 2 decimal places", [calc(3.14)]),
     ("what is 1/3 of 90", [calc(30)]),
-    ("what is -5 squared", [calc(25)]),
-    ("minus 5 squared", [calc(25)]),
+    ("what is (-5) squared", [calc(25)]),
+    ("(-3) squared", [calc(9)]),
+    ("square of -3", [calc(9)]),
     ("10 minus 5 squared", [calc(-15)]),
     ("show me the average of 3 and 4", [calc(3.5)]),
     ("take 5 from 12", [calc(7)]),
@@ -209,6 +212,22 @@ CASES: list[tuple[str, list[Step]]] = [
     ("1,500 plus 1", [calc(1501)]),
     ("what is 10x3", [calc(30)]),
     ("what is 0 x 5", [calc(0)]),
+    ("one hundred and five plus two hundred", [calc(305)]),
+    ("add one hundred and five to 3", [calc(108)]),
+    ("100-10%", [calc(90)]),
+    # "Raise" is a power only with "power" or "the Nth".
+    ("raise 2 to the 10th", [calc(1024)]),
+    ("raise 2 to the 3rd power", [calc(8)]),
+    # After "then", a clause starting with an operator carries on from the previous result.
+    ("what is 10, then -5", [calc(10), calc(5)]),
+    ("what is 10 then minus 5", [calc(10), calc(5)]),
+    ("what is 10 then times 2", [calc(10), calc(20)]),
+    ("what is 200 then what is 10%", [calc(200), calc(0.1)]),
+    # "I need to ..." a calculation is the calculation, not a todo.
+    ("I need to calculate 15% of 80", [calc(12)]),
+    ("i need to know what 15% of 80 is", [calc(12)]),
+    ("I have to work out 20% of 50", [calc(10)]),
+    ("I need to double 21", [calc(42)]),
     # Adding todos.
     ("add a todo to call the dentist", [todo("add", "call the dentist")]),
     ("add 'buy milk' to my todo list", [todo("add", "buy milk")]),
@@ -233,6 +252,55 @@ CASES: list[tuple[str, list[Step]]] = [
     ("don't forget to feed the cat", [todo("add", "feed the cat")]),
     ("remind me to buy bread and milk", [todo("add", "buy bread and milk")]),
     ("remind me to buy 🍕 and 🍺", [todo("add", "buy 🍕 and 🍺")]),
+    # "and" + delete/remove inside a todo text is not a second, destructive command.
+    (
+        "remind me to back up my phone and delete old photos",
+        [todo("add", "back up my phone and delete old photos")],
+    ),
+    (
+        "remind me to clean the fridge and remove the old food",
+        [todo("add", "clean the fridge and remove the old food")],
+    ),
+    (
+        "remind me to download the app and delete it",
+        [todo("add", "download the app and delete it")],
+    ),
+    (
+        "remind me to read the book and complete it",
+        [todo("add", "read the book and complete it")],
+    ),
+    ("remind me to buy milk, check off eggs", [todo("add", "buy milk, check off eggs")]),
+    (
+        "I need to back up my phone and delete old photos",
+        [todo("add", "back up my phone and delete old photos")],
+    ),
+    ("I need to delete old photos", [todo("add", "delete old photos")]),
+    # ... unless it names a todo.
+    (
+        "remind me to back up my phone and delete the photos todo",
+        [todo("add", "back up my phone"), todo("delete", "photos")],
+    ),
+    (
+        "remind me to back up my phone and remove old photos from my list",
+        [todo("add", "back up my phone"), todo("delete", "old photos")],
+    ),
+    (
+        "remind me to back up my phone and delete todo 3",
+        [todo("add", "back up my phone"), todo("delete", todo_id="3")],
+    ),
+    ("show my list and delete buy milk", [todo("list"), todo("delete", "buy milk")]),
+    ("what's 2+2 and delete buy milk", [calc(4), todo("delete", "buy milk")]),
+    # Filler words that end a todo's text are kept; after a comma they are filler.
+    ("remind me to say thank you", [todo("add", "say thank you")]),
+    ("remind me to say please", [todo("add", "say please")]),
+    ("remind me to send Sarah a thank you", [todo("add", "send Sarah a thank you")]),
+    ("add a todo to thank you", [todo("add", "thank you")]),
+    ("remind me to buy cheers", [todo("add", "buy cheers")]),
+    ("remind me to call mom, please", [todo("add", "call mom")]),
+    ("remind me to call mom. Thanks!", [todo("add", "call mom")]),
+    ("please remind me to call mom", [todo("add", "call mom")]),
+    ("add call mom to my list please", [todo("add", "call mom")]),
+    ("I need to add milk to my list", [todo("add", "milk")]),
     ("Hey Crane, can you add 'Buy Milk' to my todo list please?", [todo("add", "Buy Milk")]),
     # Listing.
     ("what do I have to do?", [todo("list")]),
@@ -270,6 +338,14 @@ CASES: list[tuple[str, list[Step]]] = [
     ("remove buy milk from my list", [todo("delete", "buy milk")]),
     ("cancel the dentist appointment todo", [todo("delete", "dentist appointment")]),
     ("erase todo #4", [todo("delete", todo_id="4")]),
+    ("delete the dentist todo please", [todo("delete", "dentist")]),
+    ("delete todo 3 please", [todo("delete", todo_id="3")]),
+    ("remove buy milk from my list thanks", [todo("delete", "buy milk")]),
+    ("mark call mom as done please", [todo("complete", "call mom")]),
+    ("check off todo 3 as done", [todo("complete", todo_id="3")]),
+    ("what is todo 3 please", [todo("get", todo_id="3")]),
+    ("delete three please", [todo("delete", todo_id="3")]),
+    ("delete say thank you", [todo("delete", "say thank you")]),
     ("remove todo number 2", [todo("delete", todo_id="2")]),
     ("forget the dentist todo", [todo("delete", "dentist")]),
     ("take 5 off my list", [todo("delete", todo_id="5")]),
@@ -415,6 +491,34 @@ REFUSALS = [
     "remove 5 from 12",
     "half of 3 plus 4",
     "cancel that",
+    # Bulk actions: the store acts on one todo at a time.
+    "delete my todos",
+    "delete my items",
+    "delete my reminders",
+    "delete my tasks",
+    "delete my todo",
+    "mark my tasks as done",
+    "complete all tasks",
+    "mark everything as done",
+    "clear my todos",
+    "delete completed tasks",
+    "delete tasks about rent",
+    # Questions are not todos.
+    "what tasks are done?",
+    "what is done?",
+    "which tasks are done",
+    "everything is done",
+    # There is one todo list: making another is not a todo called "list".
+    "make a todo list",
+    "create a new task list",
+    "start a to do list",
+    "make a todo list for the trip",
+    "new todo list",
+    # A reminder at a time is not a todo.
+    "set a reminder for 5pm",
+    "set a reminder for tomorrow",
+    "set a reminder for 5pm to call mom",
+    "create a task for tomorrow",
 ]
 
 
@@ -503,6 +607,43 @@ AMBIGUOUS = [
     "what is 2,5 times 2",
     "what is 0x10 + 1",
     "what is 0x10",
+    # "percent" between two numbers is not modulo.
+    "what's 15 percent 80",
+    "what is 20 percent 50",
+    "what is 10 percent 3",
+    "what's 15% 80",
+    # Ranges of percentages.
+    "what is 10-15% of 200",
+    "15-20% of 60",
+    "what is 10-15%",
+    "what is 10–15% of 200",
+    # "20% over 100": 120, or 20% / 100?
+    "what is 20% over 100",
+    "what is 20 percent over 100",
+    # A bare percentage after "then": 10% of the result?
+    "what is 200 then 10%",
+    "what is 200 and then 10 percent",
+    # Number words joined by "and" where "and" also separates items.
+    "average of two hundred and fifty and three hundred",
+    "product of one hundred and two and three",
+    "max of one hundred and two and fifty",
+    "sum of one thousand and five and six",
+    "difference between one hundred and five and three",
+    # After "then", a clause starting with an operator and going on.
+    "what is 10 then -5 + 2",
+    "what is 10 then minus 5 plus 2",
+    "what is 10 then * 2 + 1",
+    "what is 10 then -5 squared",
+    # "raise X to Y" usually means an increase.
+    "raise 50 to 60",
+    "raise 2 to 3",
+    # A negative number and a postfix power: (-3) ** 2 or -(3 ** 2)?
+    "-3 squared",
+    "2 times -3 squared",
+    "what is -5 squared",
+    "minus 5 squared",
+    "negative 3 cubed",
+    "10 + -2 squared",
     # Todos named by their place in the list, which is neither their text nor their number.
     "delete the second todo",
     "delete my last todo",
@@ -514,6 +655,10 @@ AMBIGUOUS = [
     "complete the next one",
     "complete the first two todos",
     "delete the last todo about taxes",
+    # "I need to ..." a todo action: a note to self, or the action?
+    "I need to finish task 4",
+    "I need to delete todo 3",
+    "I need to work out 15% of 80 for the report",
     # "{{" and "}}" mark step references in a plan.
     "remind me to email {{step_1.text}}",
     "remind me to email {{ step_1.result }}",
@@ -589,12 +734,30 @@ def test_length_limit() -> None:
         # A "then"/"and <request word>" kept inside a todo text.
         ("remind me to pay rent then call mom", False),
         ("remind me to buy milk and tell me the weather", False),
+        ("remind me to back up my phone and delete old photos", False),
+        # A filler word kept as the end of a todo's text.
+        ("remind me to say thank you", False),
+        ("remind me to call mom, please", True),
         # Refused: never confident.
         ("compose a sonnet about autumn", False),
     ],
 )
 def test_confident(prompt: str, confident: bool) -> None:
     assert plan_request(prompt).confident is confident
+
+
+def test_refusal_explains_bulk_actions_are_not_supported() -> None:
+    for prompt in ["delete all my todos", "delete my todos", "mark my tasks as done"]:
+        result = plan_request(prompt)
+        assert result.reason is not None and "one todo at a time" in result.reason, prompt
+
+
+def test_then_and_a_destructive_command_in_a_todo_text_is_refused() -> None:
+    """After "then" a delete must split off; without a todo marker it is not read as one."""
+    result = plan_request("remind me to back up my phone, then delete old photos")
+    assert result.plan is None and result.reason is not None
+    assert '"delete old photos"' in result.reason
+    assert plan_request("remind me to book the hotel then cancel it").plan is None
 
 
 def test_text_kept_in_a_todo_when_the_rest_is_not_a_request() -> None:
