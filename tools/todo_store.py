@@ -166,7 +166,7 @@ class TodoStore:
         user_id = _check_user_id(user_id)
         clean = _clean_text(text, what="Todo text")
         created_at = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._write() as conn:
+        with self._connect(write=True) as conn:
             (new_id,) = conn.execute(
                 "INSERT INTO todo_counters (user_id, last_id) VALUES (?, 1) "
                 "ON CONFLICT (user_id) DO UPDATE SET last_id = last_id + 1 "
@@ -201,7 +201,7 @@ class TodoStore:
         """Mark one todo done and return it; completing a done todo changes nothing."""
         user_id = _check_user_id(user_id)
         wanted_id, query = _check_selector(todo_id, text)
-        with self._write() as conn:
+        with self._connect(write=True) as conn:
             todo = _find(conn, user_id, wanted_id, query, prefer_open=True)
             conn.execute(
                 "UPDATE todos SET completed = 1 WHERE user_id = ? AND id = ?",
@@ -215,7 +215,7 @@ class TodoStore:
         """Delete one todo and return it as it was; its id is never handed out again."""
         user_id = _check_user_id(user_id)
         wanted_id, query = _check_selector(todo_id, text)
-        with self._write() as conn:
+        with self._connect(write=True) as conn:
             todo = _find(conn, user_id, wanted_id, query, prefer_open=False)
             conn.execute(
                 "DELETE FROM todos WHERE user_id = ? AND id = ?", (user_id, int(todo["id"]))
@@ -245,21 +245,10 @@ class TodoStore:
         )
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection, closed afterwards; SQLite failures become TodoError."""
+    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """Yield a connection (in a ``BEGIN IMMEDIATE`` transaction when `write`); SQLite failures become TodoError."""
         try:
-            with self._db.read() as conn:
-                yield conn
-        except (sqlite3.Error, OSError) as exc:
-            raise TodoError(
-                "storage", f"The todo list could not be read or saved ({exc})."
-            ) from exc
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """Yield a connection inside a ``BEGIN IMMEDIATE`` transaction, committed on success."""
-        try:
-            with self._db.write() as conn:
+            with self._db.write() if write else self._db.read() as conn:
                 yield conn
         except (sqlite3.Error, OSError) as exc:
             raise TodoError(
