@@ -47,6 +47,70 @@ class Context:
         default=10.0,
         metadata={"env": "CRANE_LLM_TIMEOUT_S", "description": "Timeout of one LLM call, seconds."},
     )
+    llm_rps: float | None = field(
+        default=None,
+        metadata={
+            "env": "CRANE_LLM_RPS",
+            "description": "Requests per second to the endpoint, shared by all runs; unset: no limit.",
+        },
+    )
+    retry_after_max_s: float = field(
+        default=2.0,
+        metadata={
+            "env": "CRANE_RETRY_AFTER_MAX_S",
+            "description": "Longest Retry-After a rate-limited run waits for (once) before retrying.",
+        },
+    )
+    backoff_base_s: float = field(
+        default=0.5,
+        metadata={
+            "env": "CRANE_BACKOFF_BASE_S",
+            "description": "First backoff after a timeout, connection error or 5xx; doubles per retry.",
+        },
+    )
+    backoff_cap_s: float = field(
+        default=4.0,
+        metadata={"env": "CRANE_BACKOFF_CAP_S", "description": "Longest single backoff, seconds."},
+    )
+    retry_deadline_s: float = field(
+        default=8.0,
+        metadata={
+            "env": "CRANE_RETRY_DEADLINE_S",
+            "description": "Total time one run may wait between LLM retries, seconds.",
+        },
+    )
+    breaker_threshold: int = field(
+        default=3,
+        metadata={
+            "env": "CRANE_BREAKER_THRESHOLD",
+            "description": "Consecutive failures that open a model's circuit breaker.",
+        },
+    )
+    breaker_cooldown_s: float = field(
+        default=30.0,
+        metadata={
+            "env": "CRANE_BREAKER_COOLDOWN_S",
+            "description": "How long an open breaker skips its model; doubles on repeated opening.",
+        },
+    )
+    breaker_max_cooldown_s: float = field(
+        default=600.0,
+        metadata={"env": "CRANE_BREAKER_MAX_COOLDOWN_S", "description": "Cap of that cooldown."},
+    )
+    budget_usd: float | None = field(
+        default=None,
+        metadata={
+            "env": "CRANE_BUDGET_USD",
+            "description": "Daily (UTC) LLM budget in US dollars; unset: no budget.",
+        },
+    )
+    prices: str = field(
+        default="",
+        metadata={
+            "env": "CRANE_PRICES",
+            "description": 'Extra model prices, JSON {"model": {"input": usd, "output": usd}} per 1M tokens.',
+        },
+    )
     embeddings: str = field(
         default="local",
         metadata={"env": "CRANE_EMBEDDINGS", "description": "Embeddings: local, openai or hash."},
@@ -70,10 +134,21 @@ class Context:
                 f"embeddings must be one of {', '.join(EMBEDDINGS)} (CRANE_EMBEDDINGS), "
                 f"not {self.embeddings!r}"
             )
-        if not self.llm_timeout_s > 0:
-            raise ConfigurationError(
-                f"llm_timeout_s must be positive (CRANE_LLM_TIMEOUT_S), not {self.llm_timeout_s}"
-            )
+        for name in ("llm_timeout_s", "backoff_base_s", "backoff_cap_s", "breaker_cooldown_s"):
+            _require(self, name, getattr(self, name) > 0, "positive")
+        for name in ("retry_after_max_s", "retry_deadline_s"):
+            _require(self, name, getattr(self, name) >= 0, "zero or more")
+        _require(self, "breaker_threshold", self.breaker_threshold >= 1, "at least 1")
+        _require(
+            self,
+            "breaker_max_cooldown_s",
+            self.breaker_max_cooldown_s >= self.breaker_cooldown_s,
+            "at least breaker_cooldown_s",
+        )
+        _require(self, "llm_rps", self.llm_rps is None or self.llm_rps > 0, "positive")
+        _require(
+            self, "budget_usd", self.budget_usd is None or self.budget_usd >= 0, "zero or more"
+        )
 
     @property
     def home_path(self) -> Path:
@@ -109,6 +184,12 @@ class Context:
             elif f.default is not MISSING:
                 values[f.name] = f.default
         return cls(**values)
+
+
+def _require(context: Context, name: str, ok: bool, what: str) -> None:
+    if not ok:
+        env = next(f.metadata["env"] for f in fields(context) if f.name == name)
+        raise ConfigurationError(f"{name} must be {what} ({env}), not {getattr(context, name)!r}")
 
 
 def _coerce(raw: str, hint: Any, name: str) -> Any:

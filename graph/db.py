@@ -7,7 +7,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 BUSY_TIMEOUT_S = 30.0
@@ -25,10 +25,20 @@ class SqliteFile:
     lock up front (`BEGIN IMMEDIATE`) so read-then-write sequences cannot interleave.
     """
 
-    def __init__(self, path: Path, schema: Sequence[str]) -> None:
-        """Use the file at `path`; it and `schema` (idempotent statements) are created on first use."""
+    def __init__(
+        self,
+        path: Path,
+        schema: Sequence[str],
+        added_columns: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Use the file at `path`; it and `schema` (idempotent statements) are created on first use.
+
+        `added_columns` (table -> column -> declaration) lists columns newer than the table's
+        first release: files written by an older version get them added, keeping their rows.
+        """
         self.path = path
         self._schema = tuple(schema)
+        self._added_columns = {t: dict(c) for t, c in (added_columns or {}).items()}
         self._ready = False
         self._lock = threading.Lock()
 
@@ -95,6 +105,11 @@ class SqliteFile:
             try:
                 for statement in self._schema:
                     conn.execute(statement)
+                for table, columns in self._added_columns.items():
+                    present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    for column, declaration in columns.items():
+                        if column not in present:
+                            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -32,9 +32,21 @@ CREATE TABLE IF NOT EXISTS runs (
     path        TEXT NOT NULL
 )""",
     "CREATE INDEX IF NOT EXISTS runs_user_time ON runs (user_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS runs_time ON runs (created_at)",
 )
 
-_JSON_COLUMNS = ("plan", "steps", "answer", "path")
+_ADDED_COLUMNS = {
+    "runs": {
+        "route_reason": "TEXT",
+        "fallback_reason": "TEXT",
+        "llm_route": "TEXT",
+        "llm_wait_s": "REAL NOT NULL DEFAULT 0",
+        "usage": "TEXT",
+    }
+}
+"""Columns added after the first release; older history files gain them on open."""
+
+_JSON_COLUMNS = ("plan", "steps", "answer", "path", "llm_route", "usage")
 
 
 class HistoryStore(Protocol):
@@ -46,13 +58,27 @@ class HistoryStore(Protocol):
     def recent(self, user_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Return the newest runs first, for one user or everyone."""
 
+    def cost_since(self, since: float) -> float:
+        """Return the LLM cost in USD of every user's runs created at or after `since`."""
+
+    def usage_by_model(self, since: float = 0.0) -> dict[str, dict[str, float]]:
+        """Return calls, tokens and cost per model, cumulative over runs since `since`."""
+
+
+def add_usage(total: dict[str, dict[str, float]], usage: dict[str, dict[str, float]]) -> None:
+    """Add one run's per-model usage into `total`, in place."""
+    for model, counts in usage.items():
+        into = total.setdefault(model, {})
+        for key, value in counts.items():
+            into[key] = into.get(key, 0) + value
+
 
 class SqliteHistory:
     """`HistoryStore` on a SQLite file; safe for many threads and processes."""
 
     def __init__(self, path: Path) -> None:
         """Use the database at `path`, created on first write."""
-        self._db = SqliteFile(path, _SCHEMA)
+        self._db = SqliteFile(path, _SCHEMA, _ADDED_COLUMNS)
 
     def record(self, run: dict[str, Any]) -> None:
         """Store one run; JSON columns are serialized here."""
@@ -76,3 +102,22 @@ class SqliteHistory:
             }
             for r in rows
         ]
+
+    def cost_since(self, since: float) -> float:
+        """Return the LLM cost in USD of every user's runs created at or after `since`."""
+        with self._db.read() as conn:
+            (total,) = conn.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM runs WHERE created_at >= ?", [since]
+            ).fetchone()
+        return float(total)
+
+    def usage_by_model(self, since: float = 0.0) -> dict[str, dict[str, float]]:
+        """Return calls, tokens and cost per model, cumulative over runs since `since`."""
+        total: dict[str, dict[str, float]] = {}
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT usage FROM runs WHERE created_at >= ? AND usage IS NOT NULL", [since]
+            )
+            for (raw,) in rows:
+                add_usage(total, json.loads(raw))
+        return total

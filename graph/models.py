@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import os
+import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.rate_limiters import BaseRateLimiter, InMemoryRateLimiter
 from langchain_core.runnables import Runnable
 from pydantic import ValidationError
 
@@ -31,28 +36,49 @@ def llm_configured(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("OPENAI_API_KEY", "").strip())
 
 
-def load_chat_model(name: str, context: Context) -> BaseChatModel:
+def load_chat_model(
+    name: str, context: Context, rate_limiter: BaseRateLimiter | None = None
+) -> BaseChatModel:
     """Return a `ChatOpenAI` for `name` on the configured endpoint, without SDK retries.
 
     The graph owns every retry, so each attempt is its own node run in traces. Reasoning models
-    reject `temperature` and get none.
+    reject `temperature` and get none. The endpoint and key come from `OPENAI_BASE_URL` and
+    `OPENAI_API_KEY`, as the OpenAI SDK reads them.
     """
     from langchain_openai import ChatOpenAI  # imported here: offline runs never pay for it
 
     kwargs: dict[str, Any] = {"model": name, "timeout": context.llm_timeout_s, "max_retries": 0}
     if not name.startswith(_REASONING_PREFIXES):
         kwargs["temperature"] = 0
+    if rate_limiter is not None:
+        kwargs["rate_limiter"] = rate_limiter
     return ChatOpenAI(**kwargs)
+
+
+def make_rate_limiter(context: Context) -> InMemoryRateLimiter | None:
+    """Return the one limiter every tier's model shares, when `CRANE_LLM_RPS` is set."""
+    if context.llm_rps is None:
+        return None
+    # A bucket of one request per second of budget lets a quiet endpoint absorb a short burst.
+    return InMemoryRateLimiter(
+        requests_per_second=context.llm_rps,
+        check_every_n_seconds=min(0.1, 1 / context.llm_rps),
+        max_bucket_size=max(1.0, context.llm_rps),
+    )
 
 
 def build_tier_models(
     context: Context, overrides: Mapping[str, BaseChatModel | None]
 ) -> dict[str, BaseChatModel]:
-    """Return the chat model of each tier: injected ones first, then the endpoint's, if configured."""
+    """Return the chat model of each tier: injected ones first, then the endpoint's, if configured.
+
+    The endpoint's models are built once per runtime and share one rate limiter.
+    """
     models = {tier: m for tier, m in overrides.items() if m is not None}
     if llm_configured():
+        limiter = make_rate_limiter(context)
         for tier in TIERS:
-            models.setdefault(tier, load_chat_model(context.model_for(tier), context))
+            models.setdefault(tier, load_chat_model(context.model_for(tier), context, limiter))
     return models
 
 
@@ -65,20 +91,71 @@ def model_name(model: BaseChatModel) -> str:
     return type(model).__name__
 
 
-def structured_planner(model: BaseChatModel) -> Runnable[Any, dict[str, Any]]:
-    """Return `model` bound to emit a `Plan`, with the raw message and parsing error kept.
+def endpoint_of(model: BaseChatModel) -> str:
+    """Return the base URL a chat model calls (the circuit breaker's key with the model name)."""
+    base = getattr(model, "openai_api_base", None)
+    if isinstance(base, str) and base:
+        return base.rstrip("/")
+    if isinstance(model, _openai_chat_class()):
+        return os.environ.get("OPENAI_BASE_URL", "").rstrip("/") or DEFAULT_ENDPOINT
+    return f"local:{type(model).__name__}"
 
-    OpenAI-compatible endpoints use JSON-schema output; other chat models use tool calling,
-    LangChain's default.
-    """
+
+DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+
+
+def _openai_chat_class() -> type:
     from langchain_openai import ChatOpenAI
 
-    kwargs: dict[str, Any] = {"method": "json_schema"} if isinstance(model, ChatOpenAI) else {}
-    # include_raw=True returns {"raw", "parsed", "parsing_error"}, always a dict
-    return cast(
-        "Runnable[Any, dict[str, Any]]",
-        model.with_structured_output(Plan, include_raw=True, **kwargs),
-    )
+    return ChatOpenAI
+
+
+def plan_runnable(model: BaseChatModel, response_format: dict[str, Any]) -> Runnable[Any, Any]:
+    """Return `model` bound to answer in the strict plan JSON schema.
+
+    The reply is parsed by `parse_plan_reply`, not by `with_structured_output`'s parser: that
+    parser repairs truncated JSON (`{"expression": "15% * 8` becomes a complete plan), which
+    would turn a cut-off reply into a wrong answer.
+    """
+    return model.bind(response_format=response_format)
+
+
+def parse_plan_reply(message: Any) -> Plan:
+    """Return the plan in a model's reply, strictly.
+
+    Raises:
+        OutputParserException: the model refused, the reply was cut off, is not exactly one
+            JSON object, or does not match the plan schema.
+    """
+    if not isinstance(message, BaseMessage):
+        raise OutputParserException(f"expected a chat message, got {type(message).__name__}")
+    refusal = message.additional_kwargs.get("refusal")
+    if refusal:
+        raise OutputParserException(f"the model refused: {str(refusal)[:200]}")
+    finish = message.response_metadata.get("finish_reason")
+    if finish == "length":
+        raise OutputParserException("the reply was cut off at the token limit (truncated JSON)")
+    if finish == "content_filter":
+        raise OutputParserException("the reply was stopped by a content filter")
+    text = message.text.strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OutputParserException(
+            f"the reply is not valid JSON ({exc.msg} at character {exc.pos}): {text[:120]!r}"
+        ) from None
+    if not isinstance(data, dict):
+        raise OutputParserException(f"the reply is JSON {type(data).__name__}, not an object")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'plan'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise OutputParserException(
+            f"the reply does not match the plan schema: {problems}"
+        ) from None
 
 
 def classify_llm_error(exc: BaseException) -> LlmErrorType:
@@ -92,10 +169,18 @@ def classify_llm_error(exc: BaseException) -> LlmErrorType:
         return "timeout"
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return "auth"
-    if isinstance(exc, openai.InternalServerError | openai.APIConnectionError):
-        return "server_error"
-    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
-        return "server_error"
+    if isinstance(exc, openai.NotFoundError):
+        return "not_found"
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        return "context_length" if _is_context_length(exc) else "bad_request"
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError):
+        return "connection"
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code == 409:
+            return "server_error"
+        if exc.status_code == 408:
+            return "timeout"
+        return "other"
     if isinstance(exc, OutputParserException | ValidationError | json.JSONDecodeError):
         return "invalid_output"
     if isinstance(exc, openai.LengthFinishReasonError | openai.ContentFilterFinishReasonError):
@@ -103,12 +188,71 @@ def classify_llm_error(exc: BaseException) -> LlmErrorType:
     return "other"
 
 
+def _is_context_length(exc: BaseException) -> bool:
+    code = getattr(exc, "code", None)
+    text = str(exc).lower()
+    return code == "context_length_exceeded" or "context length" in text or "context_length" in text
+
+
+def retry_after_seconds(exc: BaseException, now: float | None = None) -> float | None:
+    """Return the wait an HTTP error asks for (`retry-after-ms` or `Retry-After`), if any.
+
+    `Retry-After` may be seconds or an HTTP date; an unreadable or non-finite value counts as
+    absent, and a date in the past as no wait.
+    """
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    raw_ms, raw = headers.get("retry-after-ms"), headers.get("retry-after")
+    seconds: float | None = None
+    try:
+        if raw_ms is not None:
+            seconds = float(raw_ms) / 1000
+        elif raw is not None:
+            seconds = float(raw)
+    except ValueError:
+        seconds = _http_date_delay(raw, now)
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _http_date_delay(raw: str | None, now: float | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.timestamp() - (time.time() if now is None else now)
+
+
+def failed_call_usage(exc: BaseException) -> tuple[int, int]:
+    """Return the tokens a failed call still spent: a reply cut off at the limit reports them."""
+    usage = getattr(getattr(exc, "completion", None), "usage", None)
+    if usage is None:
+        return 0, 0
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(
+        getattr(usage, "completion_tokens", 0) or 0
+    )
+
+
 _DESCRIPTIONS: dict[str, str] = {
     "rate_limit": "the model endpoint is rate-limiting requests",
     "timeout": "the model did not answer in time",
-    "server_error": "the model endpoint failed or could not be reached",
+    "connection": "the model endpoint could not be reached",
+    "server_error": "the model endpoint failed",
     "auth": "the model endpoint rejected the API key",
+    "not_found": "the model endpoint does not know this model",
+    "bad_request": "the model endpoint rejected the request",
+    "context_length": "the request does not fit the model's context window",
     "invalid_output": "the model returned output that is not a valid plan",
+    "declined": "the model found no tool for this request",
+    "circuit_open": "the model is paused after repeated failures (circuit breaker open)",
+    "budget_exhausted": "the daily LLM budget is spent (CRANE_BUDGET_USD)",
     "other": "the model call failed",
 }
 

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from graph import pattern_planner, prompts
+from graph.breaker import BreakerBoard, CircuitBreaker
 from graph.cache import PlanCache, SqlitePlanCache
 from graph.context import Context
+from graph.db import STORAGE_ERRORS
 from graph.errors import ModelUnavailableError
 from graph.history import HistoryStore, SqliteHistory
-from graph.models import model_name, structured_planner
+from graph.models import TIERS, endpoint_of, model_name, plan_runnable
+from graph.plan_schema import plan_response_format
+from graph.pricing import PriceTable
+from graph.routing import RetrySettings
 from tools.registry import ToolRegistry, build_registry
 from tools.todo_store import TodoStore
+
+logger = logging.getLogger(__name__)
+
+BUDGET_LOW_FRACTION = 0.8
+"""Share of the daily budget after which only the cheapest tier plans."""
+
+BudgetLevel = Literal["ok", "low", "spent"]
 
 
 def planner_signature(tools: ToolRegistry) -> str:
@@ -49,19 +64,46 @@ class Services:
     models: dict[str, BaseChatModel] = field(default_factory=dict)
     """Chat model per tier; empty when no LLM is configured (offline)."""
 
-    planners: dict[str, Runnable[Any, dict[str, Any]]] = field(default_factory=dict, repr=False)
-    """Each tier's model bound to the Plan schema, built once."""
+    breakers: BreakerBoard | None = None
+    """Circuit breakers per endpoint+model; one board per runtime unless one is passed in."""
+
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+    """The source of backoff jitter (seeded in tests)."""
+
+    planners: dict[str, Runnable[Any, Any]] = field(default_factory=dict, init=False, repr=False)
+    """Each tier's model bound to the strict plan schema, built once."""
+
+    prices: PriceTable = field(init=False, repr=False)
+    """Token prices, the defaults updated from `CRANE_PRICES`."""
 
     signature: str = field(init=False)
     """What a cached plan must have been made under: tool specs, prompt and rule versions."""
 
     def __post_init__(self) -> None:
         """Bind every tier's model to the plan schema and compute the signature, once."""
-        self.planners = {tier: structured_planner(m) for tier, m in self.models.items()}
+        response_format = plan_response_format(self.tools)
+        self.planners = {t: plan_runnable(m, response_format) for t, m in self.models.items()}
+        self.prices = PriceTable.from_json(self.context.prices)
         self.signature = planner_signature(self.tools)
+        if self.breakers is None:
+            self.breakers = BreakerBoard(
+                failure_threshold=self.context.breaker_threshold,
+                cooldown_s=self.context.breaker_cooldown_s,
+                max_cooldown_s=self.context.breaker_max_cooldown_s,
+                # A trial that never reports (its run was cancelled) frees the slot after this.
+                trial_timeout_s=self.context.llm_timeout_s * 2,
+            )
 
-    def planner(self, tier: str) -> Runnable[Any, dict[str, Any]]:
-        """Return the structured-output planner of `tier`.
+    @property
+    def retry_settings(self) -> RetrySettings:
+        """Return the limits of the LLM failure policy."""
+        return RetrySettings(
+            retry_after_max_s=self.context.retry_after_max_s,
+            retry_deadline_s=self.context.retry_deadline_s,
+        )
+
+    def planner(self, tier: str) -> Runnable[Any, Any]:
+        """Return the plan runnable of `tier`.
 
         Raises:
             ModelUnavailableError: the tier has no chat model.
@@ -76,8 +118,85 @@ class Services:
         model = self.models.get(tier)
         return model_name(model) if model is not None else None
 
+    def breaker(self, tier: str) -> CircuitBreaker:
+        """Return the circuit breaker of the endpoint+model serving `tier`."""
+        model = self.models[tier]
+        assert self.breakers is not None  # set in __post_init__
+        return self.breakers.get(endpoint_of(model), model_name(model))
+
+    def budget_level(self) -> BudgetLevel:
+        """Return how much of today's (UTC) budget is spent: `ok`, `low` (cheapest tier only), `spent`.
+
+        When history cannot be read the budget counts as spent: a budget exists to stop
+        spending, so not knowing the spend must not allow more of it.
+        """
+        budget = self.context.budget_usd
+        if budget is None:
+            return "ok"
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            spent = self.history.cost_since(midnight.timestamp())
+        except STORAGE_ERRORS as exc:
+            logger.error("cannot read today's LLM spend, treating the budget as spent: %s", exc)
+            return "spent"
+        if spent >= budget:
+            return "spent"
+        return "low" if spent >= budget * BUDGET_LOW_FRACTION else "ok"
+
+    def tier_problem(self, tier: str, budget: BudgetLevel) -> str | None:
+        """Return why `tier` cannot plan now (no model, budget, open breaker), or None if it can."""
+        if tier not in self.models:
+            return f"{tier}: no model"
+        if budget == "spent":
+            return f"{tier}: daily budget spent"
+        if budget == "low" and tier != next(t for t in TIERS if t in self.models):
+            return f"{tier}: daily budget nearly spent, cheapest tier only"
+        snapshot = self.breaker(tier).snapshot()
+        if not self.breaker(tier).available():
+            return (
+                f"{tier}: circuit open for {snapshot['model']} "
+                f"(retry in {snapshot['retry_in_s']:.0f} s)"
+            )
+        return None
+
+    def choose_tier(self, preferred: str) -> tuple[str | None, list[str]]:
+        """Return the first tier able to plan, from `preferred` upwards then downwards.
+
+        Also returns why each tier before it was skipped.
+        """
+        budget = self.budget_level()
+        start = TIERS.index(preferred)
+        order = [*TIERS[start:], *reversed(TIERS[:start])]
+        skipped: list[str] = []
+        for tier in order:
+            problem = self.tier_problem(tier, budget)
+            if problem is None:
+                return tier, skipped
+            if tier in self.models:
+                skipped.append(problem)
+        return None, skipped
+
+    def escalation_tier(self, current: str) -> str | None:
+        """Return the next tier up that can plan and runs a different model than `current`."""
+        budget = self.budget_level()
+        current_model = self._model_key(current) if current in self.models else None
+        for tier in TIERS[TIERS.index(current) + 1 :]:
+            if tier in self.models and self._model_key(tier) != current_model:
+                if self.tier_problem(tier, budget) is None:
+                    return tier
+        return None
+
+    def _model_key(self, tier: str) -> tuple[str, str]:
+        model = self.models[tier]
+        return endpoint_of(model), model_name(model)
+
     @classmethod
-    def create(cls, context: Context, models: dict[str, BaseChatModel]) -> Services:
+    def create(
+        cls,
+        context: Context,
+        models: dict[str, BaseChatModel],
+        breakers: BreakerBoard | None = None,
+    ) -> Services:
         """Open the stores under the context's data directory."""
         home = context.home_path
         todos = TodoStore(home / "todos.sqlite")
@@ -88,4 +207,5 @@ class Services:
             history=SqliteHistory(home / "history.sqlite"),
             cache=SqlitePlanCache(home / "cache.sqlite"),
             models=models,
+            breakers=breakers,
         )

@@ -9,8 +9,22 @@ from graph.plan import Plan
 
 Complexity = Literal["simple", "moderate", "complex"]
 PlanSource = Literal["cache", "llm", "pattern", "fallback"]
-LlmErrorType = Literal["rate_limit", "timeout", "server_error", "auth", "invalid_output", "other"]
-"""Failures of an LLM call; each selects its own edge after `llm_planner`."""
+LlmErrorType = Literal[
+    "rate_limit",  # 429
+    "timeout",  # no answer within CRANE_LLM_TIMEOUT_S
+    "connection",  # refused, reset, DNS
+    "server_error",  # 5xx
+    "auth",  # 401, 403
+    "not_found",  # 404: unknown model
+    "bad_request",  # 400: the endpoint rejected the request
+    "context_length",  # 400: the prompt does not fit the model
+    "invalid_output",  # truncated JSON, schema mismatch, refusal
+    "declined",  # a well-formed answer with no steps: the model found no tool for the request
+    "circuit_open",  # the model's breaker is open: not called
+    "budget_exhausted",  # the daily budget is spent: not called
+    "other",
+]
+"""Failures of the LLM path; each selects its own edge (see `graph.routing.next_attempt`)."""
 
 ErrorType = Literal[
     LlmErrorType,
@@ -77,7 +91,10 @@ class State(InputState, OutputState):
     """The router's verdict on the request."""
 
     tier: str | None = None
-    """The model tier chosen for the LLM planner (`fast`, `smart`, `reasoning`)."""
+    """The model tier of the current LLM attempt (`fast`, `smart`, `reasoning`)."""
+
+    next_tier: str | None = None
+    """The tier an escalation would use, as available when the last attempt failed."""
 
     route_reason: str = ""
     """Why the router sent the request where it did, for people reading traces."""
@@ -92,10 +109,26 @@ class State(InputState, OutputState):
     """What the validator found wrong with `plan`; empty when it is valid."""
 
     llm_attempts: int = 0
-    """How many times the LLM planner has been called in this run."""
+    """How many times the LLM planner has run in this run, over all tiers."""
+
+    attempt: int = 0
+    """How many times the LLM planner has run on the current tier."""
 
     repairs: int = 0
-    """How many times an invalid LLM plan was sent back with the errors as feedback."""
+    """How many times an invalid plan was sent back to the current tier with the errors."""
+
+    rate_limit_retried: bool = False
+    """Whether this run already spent its one retry after a rate limit."""
+
+    retry_after_s: float | None = None
+    """The wait before retrying the current tier: the endpoint's `Retry-After` after a 429,
+    the jittered backoff after a timeout, connection error or 5xx; None when there is none."""
+
+    llm_wait_s: float = 0.0
+    """Total time this run has waited before LLM retries (bounded by CRANE_RETRY_DEADLINE_S)."""
+
+    llm_route: list[str] = field(default_factory=list)
+    """Each LLM attempt and its outcome, e.g. `fast: timeout`, `fast: retry after 0.4 s`."""
 
     llm_error: str | None = None
     """The last LLM failure, as a sentence (kept when the fallback planner takes over)."""
@@ -104,13 +137,17 @@ class State(InputState, OutputState):
     """Why the LLM path gave up, when the rule planner took over from it."""
 
     model: str | None = None
-    """The model that produced the plan, when an LLM did."""
+    """The model of the last LLM attempt (the one that produced the plan, when an LLM did)."""
 
     tokens: int = 0
-    """Tokens spent by the LLM in this run."""
+    """Tokens spent by the LLM in this run, over all attempts."""
 
     cost_usd: float = 0.0
-    """What those tokens cost."""
+    """What those tokens cost, in US dollars."""
+
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Tokens and cost per model in this run: `{model: {"calls", "input_tokens", "output_tokens",
+    "tokens", "cost_usd"}}`."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Per-step results written by the executor."""

@@ -46,25 +46,37 @@ def score(features: dict[str, Any]) -> Complexity:
 
 
 def complexity_router(state: State, *, services: Services) -> dict[str, Any]:
-    """Record features, complexity, tier (None: the rule planner) and the reason for the choice."""
+    """Record features, complexity, tier (None: the rule planner) and the reason for the choice.
+
+    Simple and moderate requests go to `fast`, complex ones to `smart`; a tier whose breaker is
+    open, or that the daily budget no longer allows, is skipped for the next one up (then down).
+    With no tier left the rule planner takes over, and the run records why.
+    """
     features = measure(state.request)
     complexity = score(features)
-    tier: str | None = COMPLEXITY_TIER[complexity]
-    if not services.models:
-        tier, reason = None, "no LLM configured (OPENAI_API_KEY unset): rule-based planner"
-    elif (
-        services.context.pattern_first and complexity == "simple" and features["pattern_confident"]
-    ):
-        tier, reason = None, "simple request the rule-based planner fully understands"
-    elif tier not in services.models:
-        tier = next(iter(services.models))
-        reason = f"{complexity} request; its tier has no model, using {tier}"
-    else:
-        reason = f"{complexity} request: {tier} tier"
-    return {
+    update: dict[str, Any] = {
         "features": features,
         "complexity": complexity,
-        "tier": tier,
-        "route_reason": reason,
         "path": ["complexity_router"],
     }
+    if not services.models:
+        reason = "no LLM configured (OPENAI_API_KEY unset): rule-based planner"
+        return update | {"tier": None, "route_reason": reason}
+    if services.context.pattern_first and complexity == "simple" and features["pattern_confident"]:
+        reason = "simple request the rule-based planner fully understands"
+        return update | {"tier": None, "route_reason": reason}
+    preferred = COMPLEXITY_TIER[complexity]
+    tier, skipped = services.choose_tier(preferred)
+    if tier is None:
+        error_type = "budget_exhausted" if "budget" in " ".join(skipped) else "circuit_open"
+        reason = "no model can plan now (" + "; ".join(skipped) + "): rule-based planner"
+        return update | {
+            "tier": None,
+            "route_reason": reason,
+            "error_type": error_type,
+            "fallback_reason": "; ".join(skipped),
+        }
+    reason = f"{complexity} request: {tier} tier ({services.tier_model_name(tier)})"
+    if skipped:
+        reason += " after skipping " + "; ".join(skipped)
+    return update | {"tier": tier, "route_reason": reason, "model": services.tier_model_name(tier)}

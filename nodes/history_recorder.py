@@ -69,6 +69,11 @@ def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": response["latency_ms"],
         "llm_attempts": state.llm_attempts,
         "path": [*state.path, "history_recorder"],
+        "route_reason": state.route_reason,
+        "fallback_reason": state.fallback_reason,
+        "llm_route": state.llm_route,
+        "llm_wait_s": state.llm_wait_s,
+        "usage": state.usage,
     }
 
 

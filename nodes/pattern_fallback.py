@@ -12,6 +12,8 @@ from graph.state import ErrorType, State
 def llm_failure(state: State) -> tuple[str, ErrorType] | None:
     """Return why the LLM path gave up on this run and its error type, or None if it was not tried."""
     if state.llm_attempts == 0:
+        if state.fallback_reason and state.error_type is not None:
+            return state.fallback_reason, state.error_type  # the router found no model able to plan
         return None
     if state.error_type is not None:
         return state.llm_error or "the model call failed", state.error_type

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(var, raising=False)
     for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
         monkeypatch.setenv(var, "false")
-    for var in (
-        "CRANE_MODEL_FAST",
-        "CRANE_MODEL_SMART",
-        "CRANE_MODEL_REASONING",
-        "CRANE_LLM_TIMEOUT_S",
-        "CRANE_EMBEDDINGS",
-        "CRANE_PATTERN_FIRST",
-        "CRANE_CACHE",
-    ):
-        monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.startswith("CRANE_")]:
+        monkeypatch.delenv(var)
     monkeypatch.setenv("CRANE_HOME", str(tmp_path / "crane-home"))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,11 +18,11 @@ from pydantic import Field
 
 
 def plan_message(plan: dict[str, Any], tokens: int = 50) -> AIMessage:
-    """Return the reply of a tool-calling model that emits `plan` as a `Plan` tool call."""
+    """Return the reply of a model answering in the plan JSON schema with `plan`."""
     return AIMessage(
-        content="",
-        tool_calls=[{"name": "Plan", "args": plan, "id": "call_1", "type": "tool_call"}],
+        content=json.dumps(plan),
         usage_metadata={"input_tokens": tokens - 10, "output_tokens": 10, "total_tokens": tokens},
+        response_metadata={"finish_reason": "stop"},
     )
 
 
@@ -63,10 +65,12 @@ OPENAI_ERROR_TYPES: list[tuple[str, str]] = [
     ("rate_limit", "rate_limit"),
     ("timeout", "timeout"),
     ("server_error", "server_error"),
-    ("connection", "server_error"),
+    ("connection", "connection"),
     ("auth", "auth"),
     ("forbidden", "auth"),
-    ("bad_request", "other"),
+    ("not_found", "not_found"),
+    ("bad_request", "bad_request"),
+    ("context_length", "context_length"),
 ]
 """Each kind of `openai_error` and the `error_type` Crane must classify it as."""
 
@@ -89,6 +93,12 @@ def openai_error(kind: str) -> BaseException:
         "auth": openai.AuthenticationError("Incorrect API key", response=response(401), body=None),
         "forbidden": openai.PermissionDeniedError("Forbidden", response=response(403), body=None),
         "bad_request": openai.BadRequestError("Bad request", response=response(400), body=None),
+        "not_found": openai.NotFoundError("No such model", response=response(404), body=None),
+        "context_length": openai.BadRequestError(
+            "This model's maximum context length is 128000 tokens",
+            response=response(400),
+            body={"code": "context_length_exceeded"},
+        ),
     }
     return errors[kind]
 
@@ -125,8 +135,22 @@ class InMemoryHistory:
         runs = [r for r in reversed(self.runs) if user_id is None or r["user_id"] == user_id]
         return runs[:limit]
 
+    def cost_since(self, since: float) -> float:
+        return sum(r["cost_usd"] for r in self.runs if r["created_at"] >= since)
 
-def make_services(home: Any, models: dict[str, Any] | None = None, **settings: Any) -> Any:
+    def usage_by_model(self, since: float = 0.0) -> dict[str, dict[str, float]]:
+        from graph.history import add_usage
+
+        total: dict[str, dict[str, float]] = {}
+        for run in self.runs:
+            if run["created_at"] >= since:
+                add_usage(total, run.get("usage") or {})
+        return total
+
+
+def make_services(
+    home: Any, models: dict[str, Any] | None = None, *, seed: int = 0, **settings: Any
+) -> Any:
     """Return `Services` on in-memory cache and history, with a real todo store under `home`."""
     from graph.context import Context
     from graph.services import Services
@@ -141,4 +165,5 @@ def make_services(home: Any, models: dict[str, Any] | None = None, **settings: A
         history=InMemoryHistory(),
         cache=InMemoryPlanCache(),
         models=models or {},
+        rng=random.Random(seed),
     )

@@ -5,21 +5,16 @@ from langchain_core.exceptions import OutputParserException
 
 from graph.context import Context
 from graph.models import build_tier_models, classify_llm_error, describe_llm_error, load_chat_model
-from tests.fakes import fake_model, openai_error
+from tests.fakes import OPENAI_ERROR_TYPES, fake_model, openai_error
 
 
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (openai_error("rate_limit"), "rate_limit"),
-        (openai_error("timeout"), "timeout"),
+        *[(openai_error(kind), error_type) for kind, error_type in OPENAI_ERROR_TYPES],
         (TimeoutError(), "timeout"),
-        (openai_error("server_error"), "server_error"),
-        (openai_error("connection"), "server_error"),
-        (openai_error("auth"), "auth"),
-        (openai_error("forbidden"), "auth"),
+        (ConnectionResetError(), "connection"),
         (OutputParserException("bad json"), "invalid_output"),
-        (openai_error("bad_request"), "other"),
         (KeyError("x"), "other"),
     ],
 )
