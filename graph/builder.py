@@ -21,7 +21,7 @@ from langgraph.store.base import BaseStore
 
 from graph.breaker import BreakerBoard
 from graph.context import Context
-from graph.models import TIERS, build_tier_models
+from graph.models import TIERS, build_tier_models, endpoint_model_factories
 from graph.routing import (
     route_after_cache_lookup,
     route_after_complexity_router,
@@ -137,5 +137,8 @@ def build_graph(
     context = Context.from_env(**settings)
     tier_models: dict[str, BaseChatModel | None] = dict.fromkeys(TIERS, chat_model)
     tier_models.update(models or {})
-    services = Services.create(context, build_tier_models(context, tier_models), breakers)
+    factories = endpoint_model_factories(context, tier_models)
+    services = Services.create(
+        context, build_tier_models(context, tier_models, factories), breakers, factories
+    )
     return build_builder(services).compile(checkpointer=checkpointer, store=store, name=name)

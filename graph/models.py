@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import functools
 import json
 import math
 import os
+import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
@@ -37,7 +41,10 @@ def llm_configured(env: Mapping[str, str] | None = None) -> bool:
 
 
 def load_chat_model(
-    name: str, context: Context, rate_limiter: BaseRateLimiter | None = None
+    name: str,
+    context: Context,
+    rate_limiter: BaseRateLimiter | None = None,
+    http_async_client: Any = None,
 ) -> BaseChatModel:
     """Return a `ChatOpenAI` for `name` on the configured endpoint, without SDK retries.
 
@@ -52,6 +59,8 @@ def load_chat_model(
         kwargs["temperature"] = 0
     if rate_limiter is not None:
         kwargs["rate_limiter"] = rate_limiter
+    if http_async_client is not None:
+        kwargs["http_async_client"] = http_async_client
     return ChatOpenAI(**kwargs)
 
 
@@ -59,7 +68,7 @@ def make_rate_limiter(context: Context) -> InMemoryRateLimiter | None:
     """Return the one limiter every tier's model shares, when `CRANE_LLM_RPS` is set."""
     if context.llm_rps is None:
         return None
-    # A bucket of one request per second of budget lets a quiet endpoint absorb a short burst.
+    # A bucket of one second's worth of requests lets a quiet endpoint absorb a short burst.
     return InMemoryRateLimiter(
         requests_per_second=context.llm_rps,
         check_every_n_seconds=min(0.1, 1 / context.llm_rps),
@@ -67,19 +76,96 @@ def make_rate_limiter(context: Context) -> InMemoryRateLimiter | None:
     )
 
 
-def build_tier_models(
+ModelFactory = Callable[..., BaseChatModel]
+"""Builds a tier's endpoint model; accepts `http_async_client=` for a per-loop connection pool."""
+
+
+def endpoint_model_factories(
     context: Context, overrides: Mapping[str, BaseChatModel | None]
+) -> dict[str, ModelFactory]:
+    """Return a model factory per tier the endpoint serves (none offline or when injected).
+
+    The factories share one rate limiter, so every model of the runtime draws on one budget.
+    """
+    if not llm_configured():
+        return {}
+    limiter = make_rate_limiter(context)
+    return {
+        tier: functools.partial(load_chat_model, context.model_for(tier), context, limiter)
+        for tier in TIERS
+        if overrides.get(tier) is None
+    }
+
+
+def build_tier_models(
+    context: Context,
+    overrides: Mapping[str, BaseChatModel | None],
+    factories: Mapping[str, ModelFactory] | None = None,
 ) -> dict[str, BaseChatModel]:
     """Return the chat model of each tier: injected ones first, then the endpoint's, if configured.
 
-    The endpoint's models are built once per runtime and share one rate limiter.
+    The endpoint's models are built once per runtime.
     """
+    if factories is None:
+        factories = endpoint_model_factories(context, overrides)
     models = {tier: m for tier, m in overrides.items() if m is not None}
-    if llm_configured():
-        limiter = make_rate_limiter(context)
-        for tier in TIERS:
-            models.setdefault(tier, load_chat_model(context.model_for(tier), context, limiter))
+    for tier, factory in factories.items():
+        models.setdefault(tier, factory())
     return models
+
+
+class LoopLocalPlanners:
+    """The endpoint's plan runnables per running event loop, each loop with its own HTTP pool.
+
+    langchain-openai shares one async HTTP client per process, and its pooled connections die
+    with the event loop that opened them: a second `asyncio.run(app.ainvoke(...))` would fail
+    with "Event loop is closed". Each loop gets its own client here, closed when the loop
+    shuts its async generators down (as `asyncio.run` does), so no connection outlives it.
+    """
+
+    def __init__(self, factories: Mapping[str, ModelFactory], response_format: dict[str, Any]):
+        """Build planners from `factories` on demand, bound to `response_format`."""
+        self._factories = dict(factories)
+        self._response_format = response_format
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, Runnable[Any, Any]]
+        ] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    async def get(self, tier: str) -> Runnable[Any, Any] | None:
+        """Return this loop's planner for `tier`, or None when the tier has no factory."""
+        factory = self._factories.get(tier)
+        if factory is None:
+            return None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            planners = self._loops.get(loop)
+            fresh = planners is None
+            if planners is None:
+                import openai
+
+                client = openai.DefaultAsyncHttpxClient()
+                planners = self._loops[loop] = {
+                    t: plan_runnable(f(http_async_client=client), self._response_format)
+                    for t, f in self._factories.items()
+                }
+            if fresh:
+                # Kept referenced: a collected generator would be finalized, closing the
+                # client while the loop still uses it.
+                closer = self._closers[loop] = _close_at_loop_shutdown(client)
+        if fresh:
+            await anext(closer)  # registers the generator with the loop's shutdown
+        return planners[tier]
+
+
+async def _close_at_loop_shutdown(client: Any) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 def model_name(model: BaseChatModel) -> str:

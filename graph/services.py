@@ -20,7 +20,14 @@ from graph.context import Context
 from graph.db import STORAGE_ERRORS
 from graph.errors import ModelUnavailableError
 from graph.history import HistoryStore, SqliteHistory
-from graph.models import TIERS, endpoint_of, model_name, plan_runnable
+from graph.models import (
+    TIERS,
+    LoopLocalPlanners,
+    ModelFactory,
+    endpoint_of,
+    model_name,
+    plan_runnable,
+)
 from graph.plan_schema import plan_response_format
 from graph.pricing import PriceTable
 from graph.routing import RetrySettings
@@ -47,6 +54,17 @@ def planner_signature(tools: ToolRegistry) -> str:
     return digest.hexdigest()[:16]
 
 
+def make_breaker_board(context: Context) -> BreakerBoard:
+    """Return an empty breaker board with the context's thresholds and cooldowns."""
+    return BreakerBoard(
+        failure_threshold=context.breaker_threshold,
+        cooldown_s=context.breaker_cooldown_s,
+        max_cooldown_s=context.breaker_max_cooldown_s,
+        # A trial that never reports (its run was cancelled) frees the slot after this.
+        trial_timeout_s=context.llm_timeout_s * 2,
+    )
+
+
 @dataclass
 class Services:
     """What the nodes share across runs of one compiled graph.
@@ -70,6 +88,12 @@ class Services:
     rng: random.Random = field(default_factory=random.Random, repr=False)
     """The source of backoff jitter (seeded in tests)."""
 
+    model_factories: dict[str, ModelFactory] = field(default_factory=dict, repr=False)
+    """How the endpoint's tier models were built, to build them again per event loop."""
+
+    loop_planners: LoopLocalPlanners = field(init=False, repr=False)
+    """The endpoint's plan runnables per event loop, for `ainvoke`."""
+
     planners: dict[str, Runnable[Any, Any]] = field(default_factory=dict, init=False, repr=False)
     """Each tier's model bound to the strict plan schema, built once."""
 
@@ -83,16 +107,11 @@ class Services:
         """Bind every tier's model to the plan schema and compute the signature, once."""
         response_format = plan_response_format(self.tools)
         self.planners = {t: plan_runnable(m, response_format) for t, m in self.models.items()}
+        self.loop_planners = LoopLocalPlanners(self.model_factories, response_format)
         self.prices = PriceTable.from_json(self.context.prices)
         self.signature = planner_signature(self.tools)
         if self.breakers is None:
-            self.breakers = BreakerBoard(
-                failure_threshold=self.context.breaker_threshold,
-                cooldown_s=self.context.breaker_cooldown_s,
-                max_cooldown_s=self.context.breaker_max_cooldown_s,
-                # A trial that never reports (its run was cancelled) frees the slot after this.
-                trial_timeout_s=self.context.llm_timeout_s * 2,
-            )
+            self.breakers = make_breaker_board(self.context)
 
     @property
     def retry_settings(self) -> RetrySettings:
@@ -112,6 +131,14 @@ class Services:
             return self.planners[tier]
         except KeyError:
             raise ModelUnavailableError(tier) from None
+
+    async def aplanner(self, tier: str) -> Runnable[Any, Any]:
+        """Return the plan runnable of `tier` for the running event loop.
+
+        Raises:
+            ModelUnavailableError: the tier has no chat model.
+        """
+        return await self.loop_planners.get(tier) or self.planner(tier)
 
     def tier_model_name(self, tier: str) -> str | None:
         """Return the name of the model serving `tier`, if any."""
@@ -196,6 +223,7 @@ class Services:
         context: Context,
         models: dict[str, BaseChatModel],
         breakers: BreakerBoard | None = None,
+        model_factories: dict[str, ModelFactory] | None = None,
     ) -> Services:
         """Open the stores under the context's data directory."""
         home = context.home_path
@@ -208,4 +236,5 @@ class Services:
             cache=SqlitePlanCache(home / "cache.sqlite"),
             models=models,
             breakers=breakers,
+            model_factories=model_factories or {},
         )

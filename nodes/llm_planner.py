@@ -279,7 +279,8 @@ async def allm_planner(state: State, *, services: Services) -> dict[str, Any]:
     if denied is not None:
         return denied
     try:
-        reply = await services.planner(call.tier).ainvoke(call.messages)
+        planner = await services.aplanner(call.tier)
+        reply = await planner.ainvoke(call.messages)
     except Exception as exc:  # every failure is classified; the edges decide what happens next
         return _on_error(state, services, call, exc)
     return _on_reply(state, services, call, reply)

@@ -30,7 +30,6 @@ __all__ = [
     "rate_limited",
     "running_server",
     "server_error",
-    "strict_schema_problems",
     "truncated",
     "truncated_stop",
     "unauthorized",
@@ -238,90 +237,6 @@ def truncated_stop(plan: dict[str, Any]) -> Reply:
     """Return a reply with `plan`'s JSON cut in half but finish_reason "stop" (a buggy gateway)."""
     text = json.dumps(plan)
     return Reply(content=text[: len(text) // 2], finish_reason="stop")
-
-
-# --------------------------------------------------------------------------------------------------
-# Strict JSON schema checks
-
-_UNSUPPORTED_KEYWORDS = frozenset(
-    {
-        "patternProperties",
-        "unevaluatedProperties",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-        "unevaluatedItems",
-        "contains",
-        "minContains",
-        "maxContains",
-        "uniqueItems",
-        "if",
-        "then",
-        "else",
-        "not",
-        "dependentRequired",
-        "dependentSchemas",
-    }
-)
-
-
-def strict_schema_problems(schema: dict[str, Any]) -> list[str]:
-    """Return what OpenAI's strict structured outputs would reject in `schema` (a usual subset).
-
-    Checked: the root is an object (not `anyOf`); every object sets `additionalProperties: false`
-    and lists all its properties in `required`; `$ref`s point into the schema; no keyword strict
-    mode does not support.
-    """
-    problems: list[str] = []
-    if schema.get("type") != "object" or "anyOf" in schema:
-        problems.append("context=(), schema must be a JSON Schema of 'type: \"object\"'")
-
-    def resolvable(ref: str) -> bool:
-        if not ref.startswith("#/"):
-            return False
-        node: Any = schema
-        for part in ref[2:].split("/"):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        if isinstance(node, list):
-            for index, item in enumerate(node):
-                walk(item, (*path, str(index)))
-            return
-        if not isinstance(node, dict):
-            return
-        where = f"context=({', '.join(repr(p) for p in path)})"
-        if "$ref" in node and not resolvable(str(node["$ref"])):
-            problems.append(f"{where}, reference {node['$ref']!r} can't be resolved")
-        for keyword in sorted(_UNSUPPORTED_KEYWORDS & node.keys()):
-            problems.append(f"{where}, '{keyword}' is not permitted")
-        types = node.get("type")
-        is_object = types == "object" or (isinstance(types, list) and "object" in types)
-        if is_object or "properties" in node:
-            if node.get("additionalProperties") is not False:
-                problems.append(
-                    f"{where}, 'additionalProperties' is required to be supplied and to be false"
-                )
-            properties = node.get("properties") or {}
-            required = node.get("required") or []
-            missing = [name for name in properties if name not in required]
-            if missing:
-                problems.append(
-                    f"{where}, 'required' is required to be supplied and to be an array "
-                    f"including every key in properties. Missing {missing}"
-                )
-        for key, value in node.items():
-            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-                for name, sub in value.items():
-                    walk(sub, (*path, key, name))
-            elif key in ("items", "anyOf", "allOf", "oneOf", "prefixItems", "additionalProperties"):
-                walk(value, (*path, key))
-
-    walk(schema, ())
-    return problems
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
+from graph.plan_schema import strict_schema_problems
 from tests.openai_server import (
     Delay,
     OpenAIServer,
@@ -25,7 +26,6 @@ from tests.openai_server import (
     rate_limited,
     running_server,
     server_error,
-    strict_schema_problems,
     truncated,
     truncated_stop,
     unauthorized,
@@ -413,33 +413,6 @@ def test_schema_check_rejects_like_openai() -> None:
         assert server.requests[-1].action == "schema_rejected"
         response_format["json_schema"]["strict"] = False  # only strict schemas are checked
         assert ask(server, response_format=response_format).choices[0].message.content == "{}"
-
-
-def test_strict_schema_problems() -> None:
-    good = {
-        "type": "object",
-        "properties": {"steps": {"type": "array", "items": {"$ref": "#/$defs/Step"}}},
-        "required": ["steps"],
-        "additionalProperties": False,
-        "$defs": {
-            "Step": {
-                "type": "object",
-                "properties": {"n": {"type": "integer"}, "x": {"anyOf": [{"type": "null"}]}},
-                "required": ["n", "x"],
-                "additionalProperties": False,
-            }
-        },
-    }
-    assert strict_schema_problems(good) == []
-    bad = json.loads(json.dumps(good))
-    bad["$defs"]["Step"]["required"] = ["n"]
-    bad["$defs"]["Step"]["properties"]["n"]["uniqueItems"] = True
-    bad["properties"]["steps"]["items"]["$ref"] = "#/$defs/Missing"
-    problems = strict_schema_problems(bad)
-    assert len(problems) == 3
-    assert any("Missing ['x']" in p for p in problems)
-    assert any("'uniqueItems' is not permitted" in p for p in problems)
-    assert any("can't be resolved" in p for p in problems)
 
 
 # ---- other clients
