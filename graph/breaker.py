@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
@@ -124,6 +125,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._closed_at: float | None = None
         self._trial_started_at = 0.0
+        self._trial_ticket = 0
         self._opened_count = 0
         self._total_failures = 0
         self._total_successes = 0
@@ -149,23 +151,33 @@ class CircuitBreaker:
         breaker turns half_open and this caller gets True as the single trial. When half_open,
         False while the trial's lease runs, True for the one caller that takes an expired lease.
         """
+        return self.permit() is not None
+
+    def permit(self) -> int | None:
+        """Return a ticket for one call if it may go now, else None (see `allow`).
+
+        The ticket is 0 for a call let through a closed breaker and a fresh positive number for
+        a half-open trial. Passing it back to `record_success`/`record_failure` lets only the
+        trial's own report decide the trial: a late report from a call that started before
+        the breaker opened is counted but cannot close or re-open it.
+        """
         change: tuple[State, State] | None = None
         with self._lock:
             if self._state == "closed":
-                return True
+                return 0
             now = self._clock()
             if self._state == "open":
                 if now < self._opened_at + self._cooldown_s:
-                    return False
-                self._trial_started_at = now
+                    return None
                 change = self._transition("half_open")
-            elif now - self._trial_started_at >= self.trial_timeout_s:
-                # The trial's caller was cancelled or lost its result: let someone else probe.
-                self._trial_started_at = now
-            else:
-                return False
+            elif now - self._trial_started_at < self.trial_timeout_s:
+                return None
+            # A new trial; after an expired lease, its caller was cancelled or lost its result.
+            self._trial_started_at = now
+            self._trial_ticket += 1
+            ticket = self._trial_ticket
         self._notify(change)
-        return True
+        return ticket
 
     def available(self) -> bool:
         """Return whether `allow()` would let a call through now, without taking the trial.
@@ -181,26 +193,35 @@ class CircuitBreaker:
                 return now >= self._opened_at + self._cooldown_s
             return now - self._trial_started_at >= self.trial_timeout_s
 
-    def record_success(self) -> None:
-        """Report a call that succeeded: reset the failure count, and close a half-open breaker."""
+    def record_success(self, ticket: int | None = None) -> None:
+        """Report a call that succeeded: reset the failure count, and close a half-open breaker.
+
+        Args:
+            ticket: The call's `permit()`; when given, only the current trial's closes the
+                breaker. Without it any success while half-open counts as the trial's.
+        """
         change: tuple[State, State] | None = None
         with self._lock:
             self._total_successes += 1
             if self._state == "closed":
                 self._consecutive_failures = 0
-            elif self._state == "half_open":
+            elif self._state == "half_open" and self._decides_trial(ticket):
                 self._consecutive_failures = 0
                 self._closed_at = self._clock()
                 change = self._transition("closed")
         self._notify(change)
 
-    def record_failure(self, reason: str = "", *, immediate: bool = False) -> None:
+    def record_failure(
+        self, reason: str = "", *, immediate: bool = False, ticket: int | None = None
+    ) -> None:
         """Report a call that failed.
 
         Args:
             reason: A short description kept in `last_failure`, such as the error type.
             immediate: Open a closed breaker at once, whatever the failure count; for failures
                 that retrying cannot fix, such as bad credentials or an unknown model.
+            ticket: The call's `permit()`; when given, only the current trial's reopens a
+                half-open breaker.
         """
         change: tuple[State, State] | None = None
         with self._lock:
@@ -210,9 +231,13 @@ class CircuitBreaker:
                 self._consecutive_failures += 1
                 if immediate or self._consecutive_failures >= self.failure_threshold:
                     change = self._open()
-            elif self._state == "half_open":
+            elif self._state == "half_open" and self._decides_trial(ticket):
                 change = self._open()
         self._notify(change)
+
+    def _decides_trial(self, ticket: int | None) -> bool:
+        """Return whether a report with `ticket` is the current trial's; call under the lock."""
+        return ticket is None or ticket == self._trial_ticket
 
     def snapshot(self) -> dict[str, Any]:
         """Return the breaker's state and counters as a JSON-serializable dict.
@@ -315,9 +340,40 @@ class BreakerBoard:
         self._trial_timeout_s = trial_timeout_s
         self._clock = clock
         self._wall_clock = wall_clock
-        self._on_transition = on_transition
+        self._listeners: list[TransitionListener | weakref.WeakMethod[TransitionListener]] = (
+            [on_transition] if on_transition else []
+        )
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
+
+    def add_listener(
+        self, listener: TransitionListener | weakref.WeakMethod[TransitionListener]
+    ) -> None:
+        """Call `listener` after every state change of any breaker, present or future.
+
+        A `weakref.WeakMethod` is dropped once its object is gone, so a board shared by many
+        runtimes does not keep them alive.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _dispatch(self, breaker: CircuitBreaker, old: str, new: str) -> None:
+        with self._lock:
+            self._listeners = [
+                entry
+                for entry in self._listeners
+                if not isinstance(entry, weakref.WeakMethod) or entry() is not None
+            ]
+            listeners = list(self._listeners)
+        for entry in listeners:
+            listener = entry() if isinstance(entry, weakref.WeakMethod) else entry
+            if listener is None:
+                continue
+            try:
+                listener(breaker, old, new)
+            except Exception:
+                # One broken listener must not keep the others from hearing of the change.
+                logger.exception("circuit breaker listener failed for %s", breaker.key)
 
     def get(self, endpoint: str, model: str) -> CircuitBreaker:
         """Return the breaker for `endpoint` and `model`, creating it on first use."""
@@ -334,7 +390,7 @@ class BreakerBoard:
                     trial_timeout_s=self._trial_timeout_s,
                     clock=self._clock,
                     wall_clock=self._wall_clock,
-                    on_transition=self._on_transition,
+                    on_transition=self._dispatch,
                 )
                 self._breakers[key] = breaker
             return breaker

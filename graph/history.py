@@ -33,6 +33,18 @@ CREATE TABLE IF NOT EXISTS runs (
 )""",
     "CREATE INDEX IF NOT EXISTS runs_user_time ON runs (user_id, created_at)",
     "CREATE INDEX IF NOT EXISTS runs_time ON runs (created_at)",
+    """
+CREATE TABLE IF NOT EXISTS breaker_events (
+    at           REAL NOT NULL,
+    endpoint     TEXT NOT NULL,
+    model        TEXT NOT NULL,
+    old_state    TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    cooldown_s   REAL NOT NULL,
+    opened_count INTEGER NOT NULL,
+    last_failure TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS breaker_events_key ON breaker_events (endpoint, model, at)",
 )
 
 _ADDED_COLUMNS = {
@@ -63,6 +75,12 @@ class HistoryStore(Protocol):
 
     def usage_by_model(self, since: float = 0.0) -> dict[str, dict[str, float]]:
         """Return calls, tokens and cost per model, cumulative over runs since `since`."""
+
+    def record_breaker(self, event: dict[str, Any]) -> None:
+        """Store one circuit-breaker transition (keys are the `breaker_events` columns)."""
+
+    def breaker_states(self) -> list[dict[str, Any]]:
+        """Return the last recorded transition of each endpoint+model's breaker."""
 
 
 def add_usage(total: dict[str, dict[str, float]], usage: dict[str, dict[str, float]]) -> None:
@@ -119,5 +137,30 @@ class SqliteHistory:
                 "SELECT usage FROM runs WHERE created_at >= ? AND usage IS NOT NULL", [since]
             )
             for (raw,) in rows:
-                add_usage(total, json.loads(raw))
+                usage = json.loads(raw)
+                if isinstance(usage, dict):  # a run recorded without usage stores JSON null
+                    add_usage(total, usage)
         return total
+
+    def record_breaker(self, event: dict[str, Any]) -> None:
+        """Store one circuit-breaker transition (keys are the `breaker_events` columns)."""
+        columns = ", ".join(event)
+        marks = ", ".join(f":{k}" for k in event)
+        with self._db.write() as conn:
+            conn.execute(f"INSERT INTO breaker_events ({columns}) VALUES ({marks})", event)
+
+    def breaker_states(self) -> list[dict[str, Any]]:
+        """Return the last recorded transition of each endpoint+model's breaker.
+
+        Breakers live in the process that runs the graph; this is what other processes (the
+        CLI, a metrics endpoint) can know of them. An `open` state with `at + cooldown_s` in
+        the past means the next request will be let through as a trial.
+        """
+        with self._db.read() as conn:
+            rows = conn.execute(
+                """SELECT e.* FROM breaker_events e
+                   JOIN (SELECT endpoint, model, MAX(rowid) AS last FROM breaker_events
+                         GROUP BY endpoint, model) l ON e.rowid = l.last
+                   ORDER BY e.endpoint, e.model"""
+            ).fetchall()
+        return [dict(r) for r in rows]

@@ -65,10 +65,14 @@ def load_chat_model(
 
 
 def make_rate_limiter(context: Context) -> InMemoryRateLimiter | None:
-    """Return the one limiter every tier's model shares, when `CRANE_LLM_RPS` is set."""
+    """Return the one limiter every LLM call of a runtime takes, when `CRANE_LLM_RPS` is set.
+
+    The bucket starts empty (langchain-core's choice): the first call waits `1 / rps`.
+    """
     if context.llm_rps is None:
         return None
-    # A bucket of one second's worth of requests lets a quiet endpoint absorb a short burst.
+    # Up to one second's worth of unused requests accumulate, so a quiet endpoint absorbs a
+    # short burst.
     return InMemoryRateLimiter(
         requests_per_second=context.llm_rps,
         check_every_n_seconds=min(0.1, 1 / context.llm_rps),
@@ -83,15 +87,11 @@ ModelFactory = Callable[..., BaseChatModel]
 def endpoint_model_factories(
     context: Context, overrides: Mapping[str, BaseChatModel | None]
 ) -> dict[str, ModelFactory]:
-    """Return a model factory per tier the endpoint serves (none offline or when injected).
-
-    The factories share one rate limiter, so every model of the runtime draws on one budget.
-    """
+    """Return a model factory per tier the endpoint serves (none offline or when injected)."""
     if not llm_configured():
         return {}
-    limiter = make_rate_limiter(context)
     return {
-        tier: functools.partial(load_chat_model, context.model_for(tier), context, limiter)
+        tier: functools.partial(load_chat_model, context.model_for(tier), context)
         for tier in TIERS
         if overrides.get(tier) is None
     }
@@ -290,18 +290,25 @@ def retry_after_seconds(exc: BaseException, now: float | None = None) -> float |
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
-    raw_ms, raw = headers.get("retry-after-ms"), headers.get("retry-after")
-    seconds: float | None = None
-    try:
-        if raw_ms is not None:
-            seconds = float(raw_ms) / 1000
-        elif raw is not None:
-            seconds = float(raw)
-    except ValueError:
-        seconds = _http_date_delay(raw, now)
+    seconds = _float_or_none(headers.get("retry-after-ms"))
+    if seconds is not None:
+        seconds /= 1000
+    else:
+        raw = headers.get("retry-after")
+        seconds = _float_or_none(raw)
+        if seconds is None:
+            seconds = _http_date_delay(raw, now)
     if seconds is None or not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def _float_or_none(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _http_date_delay(raw: str | None, now: float | None) -> float | None:

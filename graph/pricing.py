@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -94,7 +95,9 @@ def _parse_prices(raw: str) -> dict[str, Price]:
                 f"CRANE_PRICES[{model!r}] must be {{'input': number, 'output': number}} "
                 "(USD per million tokens)"
             ) from None
-        if price.input < 0 or price.output < 0:
-            raise ConfigurationError(f"CRANE_PRICES[{model!r}] has a negative price")
+        if not all(math.isfinite(v) and v >= 0 for v in (price.input, price.output)):
+            raise ConfigurationError(
+                f"CRANE_PRICES[{model!r}] must be finite and not negative (USD per million tokens)"
+            )
         prices[str(model)] = price
     return prices

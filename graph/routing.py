@@ -89,7 +89,7 @@ def next_attempt(state: State, settings: RetrySettings) -> Attempt | None:
             return None
         return Attempt("retry", state.tier, wait, f"rate limited: retrying after {wait:.2f} s")
     if error in TRANSIENT_ERRORS:
-        if state.attempt <= MAX_TRANSIENT_RETRIES and wait is not None and wait <= remaining:
+        if state.retries < MAX_TRANSIENT_RETRIES and wait is not None and wait <= remaining:
             return Attempt("retry", state.tier, wait, f"{error}: retrying after {wait:.2f} s")
         return escalate
     if error in ("invalid_output", "invalid_plan"):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable
 
 from graph import pattern_planner, prompts
@@ -25,6 +28,7 @@ from graph.models import (
     LoopLocalPlanners,
     ModelFactory,
     endpoint_of,
+    make_rate_limiter,
     model_name,
     plan_runnable,
 )
@@ -103,15 +107,46 @@ class Services:
     signature: str = field(init=False)
     """What a cached plan must have been made under: tool specs, prompt and rule versions."""
 
+    rate_limiter: BaseRateLimiter | None = field(init=False, repr=False)
+    """One limiter for every LLM call of the runtime (`CRANE_LLM_RPS`), taken before a call's
+    timeout starts, so waiting for it never counts as the endpoint being slow."""
+
+    _pending_cost: float = field(default=0.0, init=False, repr=False)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
     def __post_init__(self) -> None:
         """Bind every tier's model to the plan schema and compute the signature, once."""
         response_format = plan_response_format(self.tools)
         self.planners = {t: plan_runnable(m, response_format) for t, m in self.models.items()}
         self.loop_planners = LoopLocalPlanners(self.model_factories, response_format)
         self.prices = PriceTable.from_json(self.context.prices)
+        self.rate_limiter = make_rate_limiter(self.context)
         self.signature = planner_signature(self.tools)
         if self.breakers is None:
             self.breakers = make_breaker_board(self.context)
+        # Held weakly by the board: a shared board must not keep finished runtimes alive.
+        self.breakers.add_listener(weakref.WeakMethod(self._record_transition))
+
+    def _record_transition(self, breaker: CircuitBreaker, old: str, new: str) -> None:
+        """Write a breaker's state change to history, where other processes can read it."""
+        snapshot = breaker.snapshot()
+        # Transitions are rare (a handful per outage), so this short write is allowed to run
+        # wherever the breaker was told, the event loop included.
+        try:
+            self.history.record_breaker(
+                {
+                    "at": snapshot["changed_at"],
+                    "endpoint": breaker.endpoint,
+                    "model": breaker.model,
+                    "old_state": old,
+                    "state": new,
+                    "cooldown_s": snapshot["cooldown_s"],
+                    "opened_count": snapshot["opened_count"],
+                    "last_failure": snapshot["last_failure"],
+                }
+            )
+        except STORAGE_ERRORS as exc:
+            logger.warning("could not record a circuit breaker transition: %s", exc)
 
     @property
     def retry_settings(self) -> RetrySettings:
@@ -166,11 +201,28 @@ class Services:
         except STORAGE_ERRORS as exc:
             logger.error("cannot read today's LLM spend, treating the budget as spent: %s", exc)
             return "spent"
+        with self._pending_lock:
+            spent += self._pending_cost
         if spent >= budget:
             return "spent"
         return "low" if spent >= budget * BUDGET_LOW_FRACTION else "ok"
 
-    def tier_problem(self, tier: str, budget: BudgetLevel) -> str | None:
+    def add_pending_cost(self, cost: float) -> None:
+        """Count an LLM call's cost toward the budget until its run is recorded in history."""
+        with self._pending_lock:
+            self._pending_cost += cost
+
+    def settle_pending_cost(self, cost: float) -> None:
+        """Stop counting a finished run's cost as pending: history has it now (or lost it)."""
+        with self._pending_lock:
+            self._pending_cost = max(0.0, self._pending_cost - cost)
+
+    def budget_problem(self, tier: str) -> str | None:
+        """Return why the budget forbids another call on `tier` now, or None."""
+        problem = self.tier_problem(tier, self.budget_level(), breakers=False)
+        return problem if problem is not None and "budget" in problem else None
+
+    def tier_problem(self, tier: str, budget: BudgetLevel, *, breakers: bool = True) -> str | None:
         """Return why `tier` cannot plan now (no model, budget, open breaker), or None if it can."""
         if tier not in self.models:
             return f"{tier}: no model"
@@ -178,6 +230,8 @@ class Services:
             return f"{tier}: daily budget spent"
         if budget == "low" and tier != next(t for t in TIERS if t in self.models):
             return f"{tier}: daily budget nearly spent, cheapest tier only"
+        if not breakers:
+            return None
         snapshot = self.breaker(tier).snapshot()
         if not self.breaker(tier).available():
             return (

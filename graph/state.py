@@ -117,6 +117,13 @@ class State(InputState, OutputState):
     repairs: int = 0
     """How many times an invalid plan was sent back to the current tier with the errors."""
 
+    retries: int = 0
+    """How many retries after a timeout, connection error or 5xx the current tier has had."""
+
+    feedback: list[str] = field(default_factory=list)
+    """The repair conversation of the current tier (the rejected plan and its problems), resent
+    when a repair attempt itself has to be retried."""
+
     rate_limit_retried: bool = False
     """Whether this run already spent its one retry after a rate limit."""
 

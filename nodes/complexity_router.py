@@ -68,7 +68,9 @@ def complexity_router(state: State, *, services: Services) -> dict[str, Any]:
     preferred = COMPLEXITY_TIER[complexity]
     tier, skipped = services.choose_tier(preferred)
     if tier is None:
-        error_type = "budget_exhausted" if "budget" in " ".join(skipped) else "circuit_open"
+        error_type = (
+            "circuit_open" if any("circuit open" in r for r in skipped) else "budget_exhausted"
+        )
         reason = "no model can plan now (" + "; ".join(skipped) + "): rule-based planner"
         return update | {
             "tier": None,

@@ -85,6 +85,7 @@ def history_recorder(state: State, *, services: Services) -> dict[str, Any]:
         services.history.record(history_row(state, response))
     except STORAGE_ERRORS as exc:
         logger.error("could not record run %s in history: %s", state.run_id, exc)
+    services.settle_pending_cost(state.cost_usd)
     try:
         _update_cache(state, services, completed=response["status"] == "completed")
     except STORAGE_ERRORS as exc:

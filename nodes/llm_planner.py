@@ -5,16 +5,24 @@ taken because `graph.routing.next_attempt` found a retry, repair or escalation, 
 asks that same function which one, waits its backoff and makes it. The node has a sync body
 for `invoke` and an async one for `ainvoke` (waits are `asyncio.sleep`, calls `ainvoke`), so
 concurrent runs never block the event loop.
+
+Each call is bounded as a whole by `CRANE_LLM_TIMEOUT_S`: the HTTP client's timeout applies per
+read, so an endpoint trickling its reply a few bytes at a time would otherwise hold a run for
+as long as it likes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 
@@ -27,13 +35,15 @@ from graph.models import (
     parse_plan_reply,
     retry_after_seconds,
 )
-from graph.plan import MAX_STEPS, Plan
+from graph.plan import MAX_STEPS
 from graph.prompts import FEW_SHOT_EXAMPLES, PLANNER_SYSTEM_PROMPT, REPAIR_PROMPT
 from graph.routing import MAX_TRANSIENT_RETRIES, TRANSIENT_ERRORS, Attempt, next_attempt
 from graph.services import Services
 from graph.state import LlmErrorType, State
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BREAKER_FAILURES = frozenset({"rate_limit", "timeout", "connection", "server_error"})
 """Failures that say the endpoint+model is unhealthy, and count toward its breaker."""
@@ -55,24 +65,28 @@ def system_prompt(services: Services) -> str:
 
 
 def repair_feedback(state: State) -> list[str]:
-    """Return what was wrong with the last attempt's output; empty when it was not invalid."""
-    if state.plan_source == "llm" and state.validation_errors:
-        return state.validation_errors
+    """Return the repair conversation for the last attempt's output: its plan, then problems.
+
+    Empty when the last attempt's output was not invalid. The first item is the rejected
+    plan's JSON, or "" when the output was no plan at all.
+    """
+    if state.plan_source == "llm" and state.validation_errors and state.plan is not None:
+        return [state.plan.model_dump_json(), *state.validation_errors]
     if state.error_type == "invalid_output" and state.llm_error:
-        return [state.llm_error]
+        return ["", state.llm_error]
     return []
 
 
-def planner_messages(state: State, services: Services, *, repair: bool) -> list[AnyMessage]:
-    """Return the conversation for this attempt, with the last attempt's problems when repairing."""
+def planner_messages(state: State, services: Services, feedback: list[str]) -> list[AnyMessage]:
+    """Return the conversation for an attempt; `feedback` (see `repair_feedback`) asks for a repair."""
     messages: list[AnyMessage] = [
         SystemMessage(system_prompt(services)),
         HumanMessage(state.request),
     ]
-    problems = repair_feedback(state) if repair else []
-    if problems:
-        if state.plan is not None:
-            messages.append(AIMessage(state.plan.model_dump_json()))
+    if feedback:
+        rejected, *problems = feedback
+        if rejected:
+            messages.append(AIMessage(rejected))
         messages.append(
             HumanMessage(REPAIR_PROMPT.format(errors="\n".join(f"- {p}" for p in problems)))
         )
@@ -90,39 +104,45 @@ class _Call:
     """None when the tier has no model (a misconfigured caller); the attempt then fails."""
     model: str
     update: dict[str, Any]
+    ticket: int | None = None
+    """The breaker's permit for this call, so that only its own report decides a trial."""
+
+
+def _is_followup(state: State) -> bool:
+    return state.error_type is not None or (
+        state.plan_source == "llm" and bool(state.validation_errors)
+    )
 
 
 def _prepare(state: State, services: Services) -> _Call:
-    followup = (
-        next_attempt(state, services.retry_settings)
-        if state.error_type or (state.plan_source == "llm" and state.validation_errors)
-        else None
-    )
-    if followup is None:
-        followup = Attempt("retry", state.tier or "fast", 0.0, "")
-        first = True
-    else:
-        first = False
-    same_tier = not first and followup.tier == state.tier
-    tier = followup.tier
-    model = services.tier_model_name(tier) or tier
+    followup = next_attempt(state, services.retry_settings) if _is_followup(state) else None
+    attempt = followup or Attempt("escalate", state.tier or "fast", 0.0, "")
+    same_tier = followup is not None and attempt.tier == state.tier
+    after_transient = followup is not None and state.error_type in TRANSIENT_ERRORS
+    if attempt.kind == "repair":
+        feedback = repair_feedback(state)
+    else:  # a retry resends the repair it retries; a new tier starts afresh
+        feedback = state.feedback if same_tier else []
+    model = services.tier_model_name(attempt.tier) or attempt.tier
     update: dict[str, Any] = {
-        "tier": tier,
+        "tier": attempt.tier,
         "model": model,
         "llm_attempts": state.llm_attempts + 1,
         "attempt": state.attempt + 1 if same_tier else 1,
-        "repairs": (state.repairs if same_tier else 0) + int(followup.kind == "repair"),
+        "repairs": (state.repairs if same_tier else 0) + int(attempt.kind == "repair"),
+        "retries": (state.retries if same_tier else 0) + int(after_transient and same_tier),
+        "feedback": feedback,
         "rate_limit_retried": state.rate_limit_retried
-        or (not first and state.error_type == "rate_limit"),
-        "llm_wait_s": state.llm_wait_s + followup.wait_s,
-        "llm_route": [*state.llm_route, followup.reason] if followup.reason else state.llm_route,
+        or (followup is not None and state.error_type == "rate_limit"),
+        "llm_wait_s": state.llm_wait_s + attempt.wait_s,
+        "llm_route": [*state.llm_route, attempt.reason] if attempt.reason else state.llm_route,
         "path": ["llm_planner"],
     }
     return _Call(
-        tier=tier,
-        wait_s=followup.wait_s,
-        messages=planner_messages(state, services, repair=followup.kind == "repair"),
-        breaker=services.breaker(tier) if tier in services.models else None,
+        tier=attempt.tier,
+        wait_s=attempt.wait_s,
+        messages=planner_messages(state, services, feedback),
+        breaker=services.breaker(attempt.tier) if attempt.tier in services.models else None,
         model=model,
         update=update,
     )
@@ -131,7 +151,9 @@ def _prepare(state: State, services: Services) -> _Call:
 def _usage(
     state: State, services: Services, call: _Call, tokens_in: int, tokens_out: int
 ) -> dict[str, Any]:
+    """Return the run's usage with this call added (a failed call counts, at its tokens)."""
     cost = services.prices.cost(call.model, tokens_in, tokens_out)
+    services.add_pending_cost(cost)
     usage = {m: dict(v) for m, v in state.usage.items()}
     entry = usage.setdefault(
         call.model,
@@ -150,7 +172,6 @@ def _usage(
 
 
 def _failed(
-    state: State,
     services: Services,
     call: _Call,
     error_type: LlmErrorType,
@@ -158,14 +179,11 @@ def _failed(
     retry_after_s: float | None = None,
 ) -> dict[str, Any]:
     if error_type in TRANSIENT_ERRORS:
+        retries = call.update["retries"]
         # Exponential backoff with full jitter: concurrent runs that failed together spread out.
-        attempt = call.update["attempt"]
-        ceiling = min(
-            services.context.backoff_cap_s,
-            services.context.backoff_base_s * 2 ** (attempt - 1),
-        )
+        ceiling = min(services.context.backoff_cap_s, services.context.backoff_base_s * 2**retries)
         retry_after_s = (
-            services.rng.uniform(0, ceiling) if attempt <= MAX_TRANSIENT_RETRIES else None
+            services.rng.uniform(0, ceiling) if retries < MAX_TRANSIENT_RETRIES else None
         )
     return call.update | {
         "plan": None,
@@ -178,20 +196,28 @@ def _failed(
     }
 
 
-def _denied(state: State, services: Services, call: _Call) -> dict[str, Any] | None:
-    """Return the failed attempt when the call may not be made, else None."""
+def _refused(services: Services, call: _Call) -> dict[str, Any] | None:
+    """Return the failed attempt when the call may not be made, else None (and take a permit)."""
     if call.breaker is None:
-        return _failed(state, services, call, "other", str(ModelUnavailableError(call.tier)))
-    if call.breaker.allow():
+        return _failed(services, call, "other", str(ModelUnavailableError(call.tier)))
+    budget = services.budget_problem(call.tier)
+    if budget is not None:
+        return _failed(
+            services,
+            call,
+            "budget_exhausted",
+            f"{describe_llm_error('budget_exhausted')}: {budget}",
+        )
+    call.ticket = call.breaker.permit()
+    if call.ticket is not None:
         return None
     snapshot = call.breaker.snapshot()
+    message = describe_llm_error("circuit_open")
     return _failed(
-        state,
         services,
         call,
         "circuit_open",
-        describe_llm_error("circuit_open")
-        + f" for {call.model}, retry in {snapshot['retry_in_s']:.0f} s",
+        f"{message} for {call.model}, retry in {snapshot['retry_in_s']:.0f} s",
     )
 
 
@@ -200,59 +226,71 @@ def _on_error(state: State, services: Services, call: _Call, exc: Exception) -> 
     logger.info("LLM planner failed on %s (%s): %s", call.model, error_type, exc)
     assert call.breaker is not None  # no call is made without one
     if error_type in BREAKER_OPENS_AT_ONCE:
-        call.breaker.record_failure(error_type, immediate=True)
+        call.breaker.record_failure(error_type, immediate=True, ticket=call.ticket)
     elif error_type in BREAKER_FAILURES:
-        call.breaker.record_failure(error_type)
+        call.breaker.record_failure(error_type, ticket=call.ticket)
     else:
-        call.breaker.record_success()  # the endpoint answered; the problem was this request
+        call.breaker.record_success(ticket=call.ticket)  # the endpoint answered
     update = _failed(
-        state,
         services,
         call,
         error_type,
         describe_llm_error(error_type, exc),
         retry_after_s=retry_after_seconds(exc) if error_type == "rate_limit" else None,
     )
-    tokens_in, tokens_out = failed_call_usage(exc)
-    if tokens_in or tokens_out:
-        update |= _usage(state, services, call, tokens_in, tokens_out)
-    return update
+    return update | _usage(state, services, call, *failed_call_usage(exc))
 
 
 def _on_reply(state: State, services: Services, call: _Call, reply: Any) -> dict[str, Any]:
     assert call.breaker is not None  # no call is made without one
-    call.breaker.record_success()
+    call.breaker.record_success(ticket=call.ticket)
     usage = getattr(reply, "usage_metadata", None) or {}
-    update = call.update | _usage(
-        state,
-        services,
-        call,
-        int(usage.get("input_tokens", 0)),
-        int(usage.get("output_tokens", 0)),
+    spent = _usage(
+        state, services, call, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
     )
     try:
-        plan: Plan = parse_plan_reply(reply)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the model's invalid output
-        failed = _failed(
-            state, services, call, "invalid_output", describe_llm_error("invalid_output", exc)
-        )
-        return failed | {k: update[k] for k in ("usage", "tokens", "cost_usd")}
+        plan = parse_plan_reply(reply)
+    except Exception as exc:  # any parse failure is the model's invalid output
+        error = describe_llm_error("invalid_output", exc)
+        return _failed(services, call, "invalid_output", error) | spent
     if not plan.steps:
         reason = plan.final_goal.strip()[:200] or "no reason given"
-        failed = _failed(
-            state, services, call, "declined", f"{describe_llm_error('declined')}: {reason}"
-        )
-        return failed | {k: update[k] for k in ("usage", "tokens", "cost_usd")}
-    return update | {
-        "plan": plan,
-        "plan_source": "llm",
-        "error_type": None,
-        "llm_error": None,
-        "retry_after_s": None,
-        "next_tier": None,
-        "validation_errors": [],
-        "llm_route": [*update["llm_route"], f"{call.tier} ({call.model}): plan"],
-    }
+        error = f"{describe_llm_error('declined')}: {reason}"
+        return _failed(services, call, "declined", error) | spent
+    return (
+        call.update
+        | spent
+        | {
+            "plan": plan,
+            "plan_source": "llm",
+            "error_type": None,
+            "llm_error": None,
+            "retry_after_s": None,
+            # kept for the validator's verdict: a rejected plan may escalate after its repair
+            "next_tier": services.escalation_tier(call.tier),
+            "validation_errors": [],
+            "llm_route": [*call.update["llm_route"], f"{call.tier} ({call.model}): plan"],
+        }
+    )
+
+
+def _within(timeout_s: float, call: Callable[[], T]) -> T:
+    """Return `call()`, or raise TimeoutError once `timeout_s` has passed.
+
+    The call runs in a daemon thread that is abandoned on timeout (a synchronous HTTP read
+    cannot be interrupted); it ends at the client's next read timeout or with the reply.
+    """
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    context = contextvars.copy_context()  # the run's tracing callbacks follow the call
+
+    def target() -> None:
+        try:
+            future.set_result(context.run(call))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name="crane-llm-call", daemon=True).start()
+    return future.result(timeout=timeout_s)
 
 
 def llm_planner(state: State, *, services: Services) -> dict[str, Any]:
@@ -260,11 +298,14 @@ def llm_planner(state: State, *, services: Services) -> dict[str, Any]:
     call = _prepare(state, services)
     if call.wait_s > 0:
         time.sleep(call.wait_s)
-    denied = _denied(state, services, call)
-    if denied is not None:
-        return denied
+    if services.rate_limiter is not None:
+        services.rate_limiter.acquire(blocking=True)
+    refused = _refused(services, call)
+    if refused is not None:
+        return refused
+    planner = services.planner(call.tier)
     try:
-        reply = services.planner(call.tier).invoke(call.messages)
+        reply = _within(services.context.llm_timeout_s, lambda: planner.invoke(call.messages))
     except Exception as exc:  # every failure is classified; the edges decide what happens next
         return _on_error(state, services, call, exc)
     return _on_reply(state, services, call, reply)
@@ -275,12 +316,15 @@ async def allm_planner(state: State, *, services: Services) -> dict[str, Any]:
     call = _prepare(state, services)
     if call.wait_s > 0:
         await asyncio.sleep(call.wait_s)
-    denied = _denied(state, services, call)
-    if denied is not None:
-        return denied
+    if services.rate_limiter is not None:
+        await services.rate_limiter.aacquire(blocking=True)
+    refused = _refused(services, call)
+    if refused is not None:
+        return refused
     try:
         planner = await services.aplanner(call.tier)
-        reply = await planner.ainvoke(call.messages)
+        async with asyncio.timeout(services.context.llm_timeout_s):
+            reply = await planner.ainvoke(call.messages)
     except Exception as exc:  # every failure is classified; the edges decide what happens next
         return _on_error(state, services, call, exc)
     return _on_reply(state, services, call, reply)

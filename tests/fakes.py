@@ -127,6 +127,7 @@ class InMemoryHistory:
 
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
+        self.breaker_events: list[dict[str, Any]] = []
 
     def record(self, run: dict[str, Any]) -> None:
         self.runs.append(run)
@@ -134,6 +135,13 @@ class InMemoryHistory:
     def recent(self, user_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         runs = [r for r in reversed(self.runs) if user_id is None or r["user_id"] == user_id]
         return runs[:limit]
+
+    def record_breaker(self, event: dict[str, Any]) -> None:
+        self.breaker_events.append(event)
+
+    def breaker_states(self) -> list[dict[str, Any]]:
+        last = {(e["endpoint"], e["model"]): e for e in self.breaker_events}
+        return [last[k] for k in sorted(last)]
 
     def cost_since(self, since: float) -> float:
         return sum(r["cost_usd"] for r in self.runs if r["created_at"] >= since)

@@ -147,7 +147,20 @@ class Delay:
     then: Action | None = None
 
 
-Action = Reply | Status | Reset | Delay
+@dataclass
+class Trickle:
+    """Send the 200 headers at once, then the reply's body `chunk` bytes every `every_s` seconds.
+
+    Each read finishes well within a per-read timeout, so only a deadline on the whole call
+    stops a client from waiting for the full trickle.
+    """
+
+    every_s: float = 0.2
+    chunk: int = 20
+    reply: Reply = field(default_factory=Reply)
+
+
+Action = Reply | Status | Reset | Delay | Trickle
 
 
 def _action_name(action: Action) -> str:
@@ -329,6 +342,24 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             self.close_connection = True
 
+    def _trickle(self, action: Trickle, body: Any) -> None:
+        """Send `body` slowly, a chunk at a time; stop when the client hangs up or we stop."""
+        payload = json.dumps(body).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.flush()
+            for start in range(0, len(payload), action.chunk):
+                if self.server.owner._wait(action.every_s):
+                    break
+                self.wfile.write(payload[start : start + action.chunk])
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
+            pass
+        self.close_connection = True
+
     def _send_error_body(
         self,
         code: int,
@@ -466,6 +497,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._perform(action.then or Reply(), request)
         elif isinstance(action, Reset):
             self._reset()
+        elif isinstance(action, Trickle):
+            self._trickle(action, owner._completion(action.reply, request))
         elif isinstance(action, Status):
             self._send_error_body(
                 action.code,

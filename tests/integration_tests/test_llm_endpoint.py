@@ -24,6 +24,7 @@ from tests.openai_server import (
     OpenAIServer,
     Reply,
     Reset,
+    Trickle,
     bad_request,
     context_length,
     rate_limited,
@@ -278,6 +279,44 @@ def test_backoff_waits_respect_the_run_deadline(make_app: Any, server: OpenAISer
     assert r["model"] == "smart-model" and llm[-1]["llm_wait_s"] == 0
 
 
+def test_a_reply_trickling_past_the_timeout_is_cut_off_as_a_timeout(
+    make_app: Any, server: OpenAIServer
+) -> None:
+    # Every chunk arrives within the per-read timeout; only the whole-call deadline stops it.
+    server.script(on_model(FAST), Trickle(every_s=0.2, chunk=40))
+    nodes, r, llm = trace(make_app(llm_timeout_s=0.8), "what is 6 times 7")
+    assert llm[0]["error_type"] == "timeout" and r["answer"] == 42
+    first = server.requests[0]
+    assert first.action == "Trickle" and r["model"] == FAST  # retried on the same tier
+
+
+@pytest.mark.anyio
+async def test_the_async_path_enforces_the_same_deadline(
+    make_app: Any, server: OpenAIServer
+) -> None:
+    server.script(on_model(FAST), Trickle(every_s=0.2, chunk=40))
+    app = make_app(llm_timeout_s=0.8)
+    updates = [c async for c in app.astream({"prompt": "what is 6 times 7"}, stream_mode="updates")]
+    first = next(c["llm_planner"] for c in updates if "llm_planner" in c)
+    assert first["error_type"] == "timeout"
+
+
+def test_transient_retries_after_a_repair_are_not_used_up_and_resend_the_repair(
+    make_app: Any, server: OpenAIServer
+) -> None:
+    server.script(on_model(FAST), Reply(content="not json"), server_error(), server_error())
+    nodes, r, llm = trace(make_app(), "what is 6 times 7")
+    assert [q.model for q in server.requests] == [FAST] * 4  # repair, then 2 retries of it
+    assert [u["error_type"] for u in llm] == [
+        "invalid_output",
+        "server_error",
+        "server_error",
+        None,
+    ]
+    assert all("could not be used" in q.text for q in server.requests[1:])
+    assert r["answer"] == 42 and r["model"] == FAST
+
+
 # ---- invalid output
 
 
@@ -332,6 +371,17 @@ def test_a_plan_naming_an_unknown_tool_is_repaired_with_the_validators_errors(
     assert nodes == [*HEAD, "llm_planner", "validator", "llm_planner", *TAIL]
     assert "unknown tool 'abacus'" in server.requests[1].text
     assert r["answer"] == 42 and r["plan_source"] == "llm"
+
+
+def test_a_plan_the_validator_rejects_twice_escalates_to_the_next_tier(
+    make_app: Any, server: OpenAIServer
+) -> None:
+    misnumbered = calc("2 + 3")
+    misnumbered["steps"][0]["step_number"] = 2  # schema-valid, rejected by the validator
+    server.script(on_model(FAST), Reply(plan=misnumbered), Reply(plan=misnumbered))
+    nodes, r, _ = trace(make_app(), "zorp 2 and 3")
+    assert [q.model for q in server.requests] == [FAST, FAST, "smart-model"]
+    assert r["answer"] == 5 and r["model"] == "smart-model" and r["plan_source"] == "llm"
 
 
 def test_a_declined_request_goes_to_the_rules_without_repairs(
@@ -396,7 +446,7 @@ def test_model_specific_failures_escalate_without_retrying(
 
 
 def test_breaker_opens_skips_cools_down_and_closes_after_a_trial(
-    make_app: Any, server: OpenAIServer
+    make_app: Any, server: OpenAIServer, tmp_path: Path
 ) -> None:
     clock = Clock()
     board = BreakerBoard(failure_threshold=3, cooldown_s=30, max_cooldown_s=600, clock=clock)
@@ -414,6 +464,11 @@ def test_breaker_opens_skips_cools_down_and_closes_after_a_trial(
     assert [q.model for q in server.requests] == [FAST] and r["model"] == FAST
     states = [(old, new) for _, old, new in board.get(server.base_url, FAST).transitions]
     assert states == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    # History carries the transitions to other processes (the CLI, metrics)
+    (recorded,) = SqliteHistory(tmp_path / "home" / "history.sqlite").breaker_states()
+    assert recorded["model"] == FAST and recorded["endpoint"] == server.base_url
+    assert recorded["old_state"] == "half_open" and recorded["state"] == "closed"
+    assert recorded["opened_count"] == 1 and recorded["last_failure"] == "server_error"
 
 
 def test_a_failed_trial_reopens_with_a_doubled_cooldown(
@@ -447,6 +502,40 @@ def test_spent_budget_routes_to_the_rules_without_calling_the_model(
     assert runs[0]["error_type"] == "budget_exhausted"
 
 
+def test_the_budget_stops_spending_within_a_run(
+    make_app: Any, server: OpenAIServer, tmp_path: Path
+) -> None:
+    server.default(Reply(content="not json"))
+    app = make_app(budget_usd=FAST_COST / 2)
+    nodes, r, llm = trace(app, "zorp 2 and 3")
+    # the first call spends the budget: no repair, no escalation to a dearer tier
+    assert [q.model for q in server.requests] == [FAST]
+    assert llm[-1]["error_type"] == "budget_exhausted" and r["status"] == "failed"
+    assert r["cost_usd"] == pytest.approx(FAST_COST)
+
+
+def test_a_nearly_spent_budget_keeps_escalation_on_the_cheapest_tier(
+    make_app: Any, server: OpenAIServer
+) -> None:
+    server.default(Reply(content="not json"))
+    app = make_app(budget_usd=FAST_COST / 0.9)  # after one call: over 80%, under 100%
+    trace(app, "zorp 2 and 3")
+    assert set(q.model for q in server.requests) == {FAST}
+
+
+def test_concurrent_runs_share_one_budget(make_app: Any, server: OpenAIServer) -> None:
+    # Without a budget each run would make 6 calls (repair and escalation on 3 tiers): 72.
+    server.default(Reply(content="not json"))
+    server.latency_s = 0.05
+    app = make_app(budget_usd=FAST_COST * 3.5, llm_timeout_s=5)
+    results = gather(*(app.ainvoke({"prompt": f"zorp {i} and 1"}) for i in range(12)))
+    assert all(r["response"]["status"] == "failed" for r in results)
+    # Calls already in flight when the budget runs out complete (12 first calls at once); after
+    # that, spend not yet in history still counts, so at most the first few runs to finish can
+    # start a second call before the 4th call's cost is known.
+    assert len(server.requests) <= 15
+
+
 def test_usage_and_cost_accumulate_per_model_in_history(
     make_app: Any, server: OpenAIServer, tmp_path: Path
 ) -> None:
@@ -456,13 +545,20 @@ def test_usage_and_cost_accumulate_per_model_in_history(
     trace(app, "what is 2 plus 3")  # fast is open now: smart again
     usage = SqliteHistory(tmp_path / "home" / "history.sqlite").usage_by_model()
     assert usage == {
+        "fast-model": {  # a failed call counts as a call, at the tokens it reported (none)
+            "calls": 1,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "tokens": 0,
+            "cost_usd": 0.0,
+        },
         "smart-model": {
             "calls": 2,
             "input_tokens": 200,
             "output_tokens": 40,
             "tokens": 240,
             "cost_usd": pytest.approx(2 * SMART_COST),
-        }
+        },
     }
 
 
@@ -521,7 +617,9 @@ def test_a_hundred_concurrent_runs_share_the_endpoint_without_blocking(
     make_app: Any, server: OpenAIServer
 ) -> None:
     server.latency_s = 0.3
-    app = make_app()
+    # The timeout bounds each whole call, client-side work included: 100 replies parsed on one
+    # loop on 2 cores need more than the other tests' 0.5 s.
+    app = make_app(llm_timeout_s=10)
     numbers = [(i, i + 1) for i in range(100)]
     results = gather(*(app.ainvoke({"prompt": f"zorp {a} and {b}"}) for a, b in numbers))
     answers = [r["response"]["answer"] for r in results]

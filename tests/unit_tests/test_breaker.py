@@ -474,3 +474,166 @@ async def test_concurrent_tasks_leave_a_consistent_state() -> None:
     if snap["state"] == "closed":
         assert snap["consecutive_failures"] < snap["failure_threshold"]
     json.dumps(snap)
+
+
+# --- available(): a look-ahead that never takes the trial ----------------------------------------
+
+
+def test_available_when_closed() -> None:
+    breaker = make()
+    assert breaker.available() is True
+    breaker.record_failure("Timeout")
+    assert breaker.available() is True  # below the threshold
+    assert breaker.state == "closed"
+
+
+def test_available_false_while_cooling_down() -> None:
+    clock = FakeClock()
+    breaker = make(clock, cooldown_s=30.0)
+    open_breaker(breaker)
+    assert breaker.available() is False
+    clock.advance(29.9)
+    assert breaker.available() is False
+    assert breaker.state == "open"
+
+
+def test_available_never_grants_the_trial() -> None:
+    clock = FakeClock()
+    breaker = make(clock, cooldown_s=30.0, trial_timeout_s=60.0)
+    open_breaker(breaker)
+    clock.advance(30.0)
+    assert breaker.available() is True
+    assert breaker.available() is True
+    assert breaker.state == "open"  # looking did not move it
+    assert breaker.transitions[-1][1:] == ("closed", "open")
+    assert breaker.allow() is True  # the one trial
+    assert breaker.state == "half_open"
+    assert breaker.available() is False  # while the trial runs
+    assert breaker.allow() is False
+    clock.advance(59.9)
+    assert breaker.available() is False
+
+
+def test_available_after_the_trial_lease_expires_without_taking_it() -> None:
+    clock = FakeClock()
+    breaker = make(clock, cooldown_s=30.0, trial_timeout_s=60.0)
+    open_breaker(breaker)
+    clock.advance(30.0)
+    assert breaker.allow() is True
+    clock.advance(60.0)
+    assert breaker.available() is True
+    assert breaker.available() is True
+    assert breaker.allow() is True  # the new trial
+    assert breaker.available() is False
+    assert breaker.allow() is False
+
+
+def test_available_follows_the_trial_outcome() -> None:
+    clock = FakeClock()
+    breaker = make(clock, cooldown_s=30.0)
+    open_breaker(breaker)
+    clock.advance(30.0)
+    assert breaker.allow()
+    breaker.record_failure("Timeout")  # reopens with the cooldown doubled
+    assert breaker.state == "open" and breaker.cooldown_s == 60.0
+    clock.advance(30.0)
+    assert breaker.available() is False
+    clock.advance(30.0)
+    assert breaker.available() is True
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == "closed" and breaker.available() is True
+
+
+def test_available_does_not_notify_or_count() -> None:
+    clock = FakeClock()
+    seen: list[tuple[str, str]] = []
+    breaker = make(clock, on_transition=lambda b, old, new: seen.append((old, new)))
+    open_breaker(breaker)
+    clock.advance(1000.0)
+    before = breaker.snapshot()
+    for _ in range(5):
+        assert breaker.available()
+    assert seen == [("closed", "open")]
+    after = breaker.snapshot()
+    assert after["state"] == "open" and after["opened_count"] == before["opened_count"]
+    assert after["total_failures"] == before["total_failures"]
+
+
+def test_a_late_failure_cannot_reopen_a_half_open_breaker_whose_trial_succeeds() -> None:
+    clock = FakeClock()
+    breaker = make(clock, failure_threshold=2, cooldown_s=10)
+    early = [breaker.permit() for _ in range(3)]  # three calls in flight while closed
+    breaker.record_failure("timeout", ticket=early[0])
+    breaker.record_failure("timeout", ticket=early[1])
+    assert breaker.state == "open"
+    clock.advance(10.5)
+    trial = breaker.permit()
+    assert trial is not None and trial > 0 and breaker.state == "half_open"
+    breaker.record_failure("timeout", ticket=early[2])  # the third call reports late
+    assert breaker.state == "half_open" and breaker.cooldown_s == 10
+    breaker.record_success(ticket=trial)
+    assert breaker.state == "closed" and breaker.allow()
+
+
+def test_a_late_success_cannot_close_a_half_open_breaker() -> None:
+    clock = FakeClock()
+    breaker = make(clock, failure_threshold=1, cooldown_s=10)
+    late = breaker.permit()
+    breaker.record_failure("timeout", ticket=breaker.permit())
+    clock.advance(11)
+    trial = breaker.permit()
+    breaker.record_success(ticket=late)
+    assert breaker.state == "half_open" and not breaker.allow()
+    breaker.record_failure("timeout", ticket=trial)
+    assert breaker.state == "open" and breaker.cooldown_s == 20
+
+
+def test_an_expired_trial_lease_hands_out_a_new_ticket() -> None:
+    clock = FakeClock()
+    breaker = make(clock, failure_threshold=1, cooldown_s=10, trial_timeout_s=5)
+    breaker.record_failure("x")
+    clock.advance(10)
+    first = breaker.permit()
+    clock.advance(5)
+    second = breaker.permit()
+    assert first is not None and second is not None and second != first
+    breaker.record_success(ticket=first)  # the lost trial's report no longer decides
+    assert breaker.state == "half_open"
+    breaker.record_success(ticket=second)
+    assert breaker.state == "closed"
+
+
+def test_board_listeners_held_weakly_go_away_with_their_owner() -> None:
+    import gc
+    import weakref
+
+    events: list[tuple[str, str]] = []
+
+    class Owner:
+        def hear(self, breaker: CircuitBreaker, old: str, new: str) -> None:
+            events.append((old, new))
+
+    board = BreakerBoard(failure_threshold=1)
+    owner = Owner()
+    board.add_listener(weakref.WeakMethod(owner.hear))
+    breaker = board.get("e", "m")
+    breaker.record_failure("x")
+    assert events == [("closed", "open")]
+    del owner
+    gc.collect()
+    board.get("e", "other").record_failure("x")  # the next transition prunes the dead listener
+    assert events == [("closed", "open")] and len(board._listeners) == 0
+
+
+def test_one_failing_board_listener_does_not_silence_the_others() -> None:
+    heard: list[str] = []
+
+    def broken(breaker: CircuitBreaker, old: str, new: str) -> None:
+        raise RuntimeError("boom")
+
+    board = BreakerBoard(failure_threshold=1)
+    board.add_listener(broken)
+    board.add_listener(lambda b, old, new: heard.append(new))
+    board.get("e", "m").record_failure("x")
+    assert heard == ["open"]

@@ -47,3 +47,113 @@ def test_unknown_override_is_refused() -> None:
 def test_invalid_settings_are_refused_early(var: str, value: str) -> None:
     with pytest.raises(ValueError, match=var):
         Context.from_env({var: value})
+
+
+# --- LLM rate, retry, breaker and budget settings ---------------------------------------------
+
+from graph.errors import ConfigurationError  # noqa: E402
+
+
+def test_new_fields_defaults() -> None:
+    ctx = Context.from_env({})
+    assert ctx.llm_rps is None and ctx.budget_usd is None
+    assert ctx.retry_after_max_s == 2.0 and ctx.retry_deadline_s == 8.0
+    assert ctx.backoff_base_s == 0.5 and ctx.backoff_cap_s == 4.0
+    assert ctx.breaker_threshold == 3 and isinstance(ctx.breaker_threshold, int)
+    assert ctx.breaker_cooldown_s == 30.0 and ctx.breaker_max_cooldown_s == 600.0
+    assert ctx.prices == ""
+
+
+def test_new_fields_are_read_from_env_and_coerced() -> None:
+    ctx = Context.from_env(
+        {
+            "CRANE_LLM_RPS": "2",
+            "CRANE_BUDGET_USD": " 1.25 ",
+            "CRANE_BREAKER_THRESHOLD": "5",
+            "CRANE_RETRY_AFTER_MAX_S": "3.5",
+            "CRANE_BACKOFF_BASE_S": "0.25",
+            "CRANE_BACKOFF_CAP_S": "2",
+            "CRANE_RETRY_DEADLINE_S": "0",
+            "CRANE_BREAKER_COOLDOWN_S": "10",
+            "CRANE_BREAKER_MAX_COOLDOWN_S": "10",
+            "CRANE_PRICES": '{"m": {"input": 1, "output": 2}}',
+        }
+    )
+    assert ctx.llm_rps == 2.0 and isinstance(ctx.llm_rps, float)
+    assert ctx.budget_usd == 1.25 and isinstance(ctx.budget_usd, float)
+    assert ctx.breaker_threshold == 5 and isinstance(ctx.breaker_threshold, int)
+    assert ctx.retry_after_max_s == 3.5
+    assert ctx.backoff_base_s == 0.25 and ctx.backoff_cap_s == 2.0
+    assert ctx.retry_deadline_s == 0.0
+    assert ctx.breaker_cooldown_s == 10.0 and ctx.breaker_max_cooldown_s == 10.0
+    assert ctx.prices == '{"m": {"input": 1, "output": 2}}'
+
+
+@pytest.mark.parametrize("var", ["CRANE_LLM_RPS", "CRANE_BUDGET_USD"])
+def test_empty_optional_float_is_none(var: str) -> None:
+    ctx = Context.from_env({var: "  "})
+    assert ctx.llm_rps is None and ctx.budget_usd is None
+
+
+def test_zero_budget_and_zero_retry_after_are_allowed() -> None:
+    ctx = Context.from_env({"CRANE_BUDGET_USD": "0", "CRANE_RETRY_AFTER_MAX_S": "0"})
+    assert ctx.budget_usd == 0.0 and ctx.retry_after_max_s == 0.0
+
+
+def test_explicit_overrides_beat_env_for_new_fields() -> None:
+    ctx = Context.from_env({"CRANE_BUDGET_USD": "5", "CRANE_LLM_RPS": "2"}, budget_usd=1.0)
+    assert ctx.budget_usd == 1.0 and ctx.llm_rps == 2.0
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("CRANE_BUDGET_USD", "-1"),
+        ("CRANE_BUDGET_USD", "-0.01"),
+        ("CRANE_BUDGET_USD", "nan"),
+        ("CRANE_BUDGET_USD", "abc"),
+        ("CRANE_LLM_RPS", "0"),
+        ("CRANE_LLM_RPS", "-2"),
+        ("CRANE_LLM_RPS", "nan"),
+        ("CRANE_LLM_RPS", "abc"),
+        ("CRANE_BREAKER_THRESHOLD", "0"),
+        ("CRANE_BREAKER_THRESHOLD", "-1"),
+        ("CRANE_BREAKER_THRESHOLD", "abc"),
+        ("CRANE_BREAKER_THRESHOLD", "2.5"),
+        ("CRANE_BREAKER_COOLDOWN_S", "0"),
+        ("CRANE_BREAKER_MAX_COOLDOWN_S", "29"),
+        ("CRANE_BREAKER_MAX_COOLDOWN_S", "nan"),
+        ("CRANE_RETRY_AFTER_MAX_S", "-1"),
+        ("CRANE_RETRY_AFTER_MAX_S", "abc"),
+        ("CRANE_RETRY_DEADLINE_S", "-0.5"),
+        ("CRANE_BACKOFF_BASE_S", "0"),
+        ("CRANE_BACKOFF_CAP_S", "-1"),
+    ],
+)
+def test_invalid_new_settings_name_the_variable(var: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=var):
+        Context.from_env({var: value})
+
+
+def test_max_cooldown_below_cooldown_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match="CRANE_BREAKER_MAX_COOLDOWN_S"):
+        Context.from_env({"CRANE_BREAKER_COOLDOWN_S": "60", "CRANE_BREAKER_MAX_COOLDOWN_S": "30"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "var"),
+    [
+        ("budget_usd", -1.0, "CRANE_BUDGET_USD"),
+        ("llm_rps", 0.0, "CRANE_LLM_RPS"),
+        ("breaker_threshold", 0, "CRANE_BREAKER_THRESHOLD"),
+        ("retry_after_max_s", -0.1, "CRANE_RETRY_AFTER_MAX_S"),
+    ],
+)
+def test_invalid_overrides_are_refused_too(field: str, value: object, var: str) -> None:
+    with pytest.raises(ConfigurationError, match=var):
+        Context.from_env({}, **{field: value})
+
+
+def test_configuration_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="CRANE_BUDGET_USD"):
+        Context.from_env({"CRANE_BUDGET_USD": "-3"})

@@ -82,13 +82,22 @@ POLICY_ROWS: list[tuple[str, State, tuple[str, str, float] | None]] = [
     ("429 past the deadline", failed("rate_limit", retry_after_s=1.0, llm_wait_s=7.5), None),
     # timeout, connection error, 5xx: two backoff retries, then the next tier, then give up
     ("timeout 1st", failed("timeout", retry_after_s=0.3), ("retry", "fast", 0.3)),
-    ("connection 2nd", failed("connection", attempt=2, retry_after_s=0.7), ("retry", "fast", 0.7)),
+    (
+        "connection 2nd",
+        failed("connection", attempt=2, retries=1, retry_after_s=0.7),
+        ("retry", "fast", 0.7),
+    ),
+    (
+        "5xx after a repair still gets its 2 retries",
+        failed("server_error", attempt=3, repairs=1, retries=1, retry_after_s=0.1),
+        ("retry", "fast", 0.1),
+    ),
     (
         "5xx 3rd, escalate",
-        failed("server_error", attempt=3, next_tier="smart"),
+        failed("server_error", attempt=3, retries=2, next_tier="smart"),
         ("escalate", "smart", 0.0),
     ),
-    ("5xx 3rd, no tier", failed("server_error", attempt=3, next_tier=None), None),
+    ("5xx 3rd, no tier", failed("server_error", attempt=3, retries=2, next_tier=None), None),
     (
         "timeout past deadline",
         failed("timeout", retry_after_s=1.0, llm_wait_s=7.5, next_tier="smart"),

@@ -88,7 +88,7 @@ def test_repair_sends_the_rejected_plan_and_the_errors(tmp_path: Any) -> None:
 
 def test_first_attempt_has_no_feedback(tmp_path: Any) -> None:
     services = make_services(tmp_path)
-    messages = planner_messages(State(request="hi"), services, repair=True)
+    messages = planner_messages(State(request="hi"), services, [])
     assert [m.type for m in messages] == ["system", "human"]
 
 
