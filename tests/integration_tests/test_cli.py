@@ -57,18 +57,18 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "run" in out and "todos" in out and "OPENAI_API_KEY" in out
 
 
-def test_installed_console_script(tmp_path: Path) -> None:
+def run_crane(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the installed `crane` console script in a subprocess with exactly `env`."""
     script = shutil.which("crane", path=str(Path(sys.executable).parent))
     assert script, "the `crane` console script is installed with the package"
-    env = os.environ | {"CRANE_HOME": str(tmp_path), "OPENAI_API_KEY": ""}
-    done = subprocess.run(
-        [script, "run", "what is 6 times 7", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
+    return subprocess.run(
+        [script, *args], capture_output=True, text=True, env=env, timeout=60, check=False
     )
+
+
+def test_installed_console_script(tmp_path: Path) -> None:
+    env = os.environ | {"CRANE_HOME": str(tmp_path), "OPENAI_API_KEY": ""}
+    done = run_crane("run", "what is 6 times 7", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"] == 42
 

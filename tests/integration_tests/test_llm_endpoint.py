@@ -7,8 +7,6 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from graph import build_graph
 from graph.breaker import BreakerBoard
 from graph.history import SqliteHistory
 from graph.plan_schema import strict_schema_problems
+from tests.integration_tests.test_cli import run_crane
 from tests.openai_server import (
     Delay,
     OpenAIServer,
@@ -587,15 +586,7 @@ def test_crane_run_against_an_endpoint_needs_two_variables(
         "OPENAI_BASE_URL": server.base_url,
         "CRANE_HOME": str(tmp_path / "cli-home"),
     }
-    crane = Path(sys.executable).parent / "crane"
-    done = subprocess.run(
-        [str(crane), "run", "zorp 3 and 4", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_crane("run", "zorp 3 and 4", "--json", env=env)
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout)
     assert r["answer"] == 7 and r["plan_source"] == "llm" and r["model"] == "gpt-4o-mini"
