@@ -51,6 +51,8 @@ def render(response: dict[str, Any]) -> str:
         lines.append(f"Error: {response.get('error')}")
     if response.get("fallback_reason"):
         lines.append(f"(LLM not used: {response['fallback_reason']})")
+    if response.get("tokens"):
+        lines.append(f"({response['tokens']:,} LLM tokens, ${response.get('cost_usd') or 0:.6f})")
     return "\n".join(lines)
 
 
