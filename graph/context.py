@@ -47,6 +47,13 @@ class Context:
         default=10.0,
         metadata={"env": "CRANE_LLM_TIMEOUT_S", "description": "Timeout of one LLM call, seconds."},
     )
+    llm_max_tokens: int = field(
+        default=1024,
+        metadata={
+            "env": "CRANE_LLM_MAX_TOKENS",
+            "description": "Longest plan a model may write, in tokens (not for reasoning models).",
+        },
+    )
     llm_rps: float | None = field(
         default=None,
         metadata={
@@ -139,6 +146,7 @@ class Context:
         for name in ("retry_after_max_s", "retry_deadline_s"):
             _require(self, name, getattr(self, name) >= 0, "zero or more")
         _require(self, "breaker_threshold", self.breaker_threshold >= 1, "at least 1")
+        _require(self, "llm_max_tokens", self.llm_max_tokens >= 1, "at least 1")
         _require(
             self,
             "breaker_max_cooldown_s",

@@ -49,7 +49,7 @@ def load_chat_model(
     """Return a `ChatOpenAI` for `name` on the configured endpoint, without SDK retries.
 
     The graph owns every retry, so each attempt is its own node run in traces. Reasoning models
-    reject `temperature` and get none. The endpoint and key come from `OPENAI_BASE_URL` and
+    reject `temperature` and get none, and no token cap. The endpoint and key come from `OPENAI_BASE_URL` and
     `OPENAI_API_KEY`, as the OpenAI SDK reads them.
     """
     from langchain_openai import ChatOpenAI  # imported here: offline runs never pay for it
@@ -57,6 +57,10 @@ def load_chat_model(
     kwargs: dict[str, Any] = {"model": name, "timeout": context.llm_timeout_s, "max_retries": 0}
     if not name.startswith(_REASONING_PREFIXES):
         kwargs["temperature"] = 0
+        # A plan of 10 steps is a few hundred tokens; the cap stops a runaway generation early
+        # (a cut-off reply is invalid output and gets repaired). Reasoning models spend this
+        # budget on thinking too, so they keep the endpoint's own limit.
+        kwargs["max_tokens"] = context.llm_max_tokens
     if rate_limiter is not None:
         kwargs["rate_limiter"] = rate_limiter
     if http_async_client is not None:

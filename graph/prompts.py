@@ -17,6 +17,9 @@ How to plan:
 3. When a step needs an earlier step's output, refer to it instead of guessing its value.
 4. If no tool can do what the person asked, return a plan with no steps and say why in
    final_goal. Never invent a tool, an argument or a value the person did not give.
+   Add a todo only when the person asks to add, note or be reminded of something: a request
+   the tools cannot carry out (booking, ordering, buying, looking up the weather or other
+   facts) is not a todo and not a calculation.
 
 Rules:
 - Use only the tools above. Number steps 1, 2, 3, ... in order; use at most {max_steps} steps.
@@ -25,8 +28,8 @@ Rules:
   output is a number: refer to it as "{{{{step_N.result}}}}", also inside an expression.
 - Write calculator expressions with the calculator's own functions: "average of 45, 67 and 23"
   is "average(45, 67, 23)", never "45 + 67 + 23 / 3". "15% of 80" is "15% * 80".
-- To find, complete or delete an existing todo, pass its words as "text" (or its id as
-  "todo_id" when the person gives the number).
+- To find, complete or delete an existing todo, pass its words as "text" and todo_id null;
+  use "todo_id" only for a number the person gave or a reference to a step that added it.
 - Keep a todo's text in the person's own words.
 - final_goal restates the request in one sentence.
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from graph.errors import ToolError, UnknownToolError
 from graph.plan import STEP_REFERENCE
 from tools.calculator import calculator, parse_expression
-from tools.todo_store import TodoStore, make_todo_tool
+from tools.todo_store import TodoStore, make_todo_tool, parse_todo_id
 
 InputCheck = Callable[[dict[str, Any]], list[str]]
 """A tool's own rules beyond its schema; returns one sentence per problem."""
@@ -40,6 +40,13 @@ def _check_todo(tool_input: dict[str, Any]) -> list[str]:
         return ["action 'add' needs a non-empty 'text'"]
     if action in ("get", "complete", "delete") and not (text or todo_id):
         return [f"action {action!r} needs 'todo_id' or 'text'"]
+    if todo_id is not None and not (isinstance(todo_id, str) and STEP_REFERENCE.search(todo_id)):
+        # Caught here, a todo named by words in todo_id is repaired before anything runs,
+        # instead of failing the run in the tool.
+        try:
+            parse_todo_id(todo_id)
+        except ToolError as exc:
+            return [f"{exc} To name a todo by its words, put them in 'text' and todo_id null."]
     return []
 
 

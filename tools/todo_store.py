@@ -338,7 +338,7 @@ def _clean_text(text: str, *, what: str) -> str:
 def _check_selector(todo_id: str | None, text: str | None) -> tuple[int | None, str | None]:
     """Validate how get/complete/delete name their todo: an id, else a text query."""
     if todo_id is not None:
-        return _parse_id(todo_id), None
+        return parse_todo_id(todo_id), None
     if text is None or (isinstance(text, str) and not text.strip()):
         raise TodoError(
             "missing_argument", "Say which todo: give its todo_id, or some of its words as text."
@@ -346,7 +346,12 @@ def _check_selector(todo_id: str | None, text: str | None) -> tuple[int | None, 
     return None, _clean_text(text, what="The text to look for")
 
 
-def _parse_id(todo_id: str) -> int:
+def parse_todo_id(todo_id: str) -> int:
+    """Return the number a todo id names.
+
+    Raises:
+        TodoError: it is not a todo id (ids are numbers such as "3").
+    """
     # Python callers may pass 3 rather than "3"; bool is an int but never an id.
     if isinstance(todo_id, int) and not isinstance(todo_id, bool):
         todo_id = str(todo_id)

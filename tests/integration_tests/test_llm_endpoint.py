@@ -147,6 +147,7 @@ def test_valid_plan_through_the_real_client(make_app: Any, server: OpenAIServer)
     assert r["cost_usd"] == pytest.approx(FAST_COST)
     (request,) = server.requests
     assert request.model == "fast-model" and request.temperature == 0
+    assert request.body["max_completion_tokens"] == 1024  # a runaway generation stops early
     json_schema = request.response_format["json_schema"]  # type: ignore[index]
     assert json_schema["strict"] is True and strict_schema_problems(json_schema["schema"]) == []
     assert request.headers["authorization"] == "Bearer test-key"
@@ -156,6 +157,7 @@ def test_reasoning_models_get_no_temperature(make_app: Any, server: OpenAIServer
     _, r, _ = trace(make_app(model_fast="o4-mini"), "what is 6 times 7")
     assert r["answer"] == 42 and r["model"] == "o4-mini"
     assert server.requests[0].temperature is None
+    assert "max_completion_tokens" not in server.requests[0].body  # thinking needs the room
 
 
 # ---- rate limits

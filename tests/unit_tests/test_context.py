@@ -157,3 +157,13 @@ def test_invalid_overrides_are_refused_too(field: str, value: object, var: str) 
 def test_configuration_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="CRANE_BUDGET_USD"):
         Context.from_env({"CRANE_BUDGET_USD": "-3"})
+
+
+def test_llm_max_tokens_from_env_and_checked() -> None:
+    from graph.context import Context
+    from graph.errors import ConfigurationError
+
+    assert Context.from_env({}).llm_max_tokens == 1024
+    assert Context.from_env({"CRANE_LLM_MAX_TOKENS": "300"}).llm_max_tokens == 300
+    with pytest.raises(ConfigurationError, match="CRANE_LLM_MAX_TOKENS"):
+        Context.from_env({"CRANE_LLM_MAX_TOKENS": "0"})

@@ -95,3 +95,28 @@ def test_node_keeps_cache_for_valid_plans(services: Any) -> None:
         == []
     )
     assert services.cache.entries
+
+
+@pytest.mark.parametrize(
+    ("todo_id", "ok"),
+    [("3", True), (" 12 ", True), ("{{step_1.id}}", True), ("passport", False), ("3rd", False)],
+)
+def test_todo_id_must_be_a_number_or_a_reference(services: Any, todo_id: str, ok: bool) -> None:
+    steps = [
+        {
+            "step_number": 1,
+            "tool_name": "todo_store",
+            "tool_input": {"action": "add", "text": "renew my passport", "todo_id": None},
+        },
+        {
+            "step_number": 2,
+            "tool_name": "todo_store",
+            "tool_input": {"action": "complete", "text": None, "todo_id": todo_id},
+        },
+    ]
+    errors = plan_errors(Plan.model_validate({"steps": steps, "final_goal": "x"}), services.tools)
+    if ok:
+        assert errors == []
+    else:
+        # a local model wrote todo_id "passport": the repair message says where the words go
+        assert len(errors) == 1 and "put them in 'text'" in errors[0] and todo_id in errors[0]
