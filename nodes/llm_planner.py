@@ -266,8 +266,7 @@ def _on_reply(state: State, services: Services, call: _Call, reply: Any) -> dict
             "error_type": None,
             "llm_error": None,
             "retry_after_s": None,
-            # kept for the validator's verdict: a rejected plan may escalate after its repair
-            "next_tier": services.escalation_tier(call.tier),
+            "next_tier": None,  # the validator looks one up if it rejects the plan
             "validation_errors": [],
             "llm_route": [*call.update["llm_route"], f"{call.tier} ({call.model}): plan"],
         }

@@ -43,6 +43,9 @@ def validator(state: State, *, services: Services) -> dict[str, Any]:
     """Write the plan's problems to `validation_errors`; a stale cached plan is also evicted."""
     errors = plan_errors(state.plan, services.tools)
     update: dict[str, Any] = {"validation_errors": errors, "path": ["validator"]}
+    if errors and state.plan_source == "llm" and state.tier is not None:
+        # After its repair, a rejected plan escalates: the policy needs the tier it would use.
+        update["next_tier"] = services.escalation_tier(state.tier)
     if errors and state.plan_source == "cache":
         try:
             services.cache.evict(state.user_id, services.signature, state.normalized)

@@ -120,3 +120,18 @@ def test_todo_id_must_be_a_number_or_a_reference(services: Any, todo_id: str, ok
     else:
         # a local model wrote todo_id "passport": the repair message says where the words go
         assert len(errors) == 1 and "put them in 'text'" in errors[0] and todo_id in errors[0]
+
+
+def test_a_rejected_llm_plan_records_the_tier_to_escalate_to(tmp_path: Any) -> None:
+    from tests.fakes import fake_model, make_services
+
+    fast, smart = fake_model(), fake_model()
+    smart.model_name = "smart-model"
+    services = make_services(tmp_path, models={"fast": fast, "smart": smart})
+    bad = plan((1, "abacus", {}))
+    update = validator(State(plan=bad, plan_source="llm", tier="fast"), services=services)
+    assert update["validation_errors"] and update["next_tier"] == "smart"
+    good = plan((1, "todo_store", TODO_LIST))
+    assert "next_tier" not in validator(
+        State(plan=good, plan_source="llm", tier="fast"), services=services
+    )
