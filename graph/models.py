@@ -131,12 +131,11 @@ class LoopLocalPlanners:
         """Build planners from `factories` on demand, bound to `response_format`."""
         self._factories = dict(factories)
         self._response_format = response_format
+        # Weak keys: a loop that is gone takes its planners with it. Nothing stored here may
+        # refer to the loop, or the entry would keep its own key alive.
         self._loops: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, Runnable[Any, Any]]
         ] = weakref.WeakKeyDictionary()
-        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
-            weakref.WeakKeyDictionary()
-        )
         self._lock = threading.Lock()
 
     async def get(self, tier: str) -> Runnable[Any, Any] | None:
@@ -147,7 +146,7 @@ class LoopLocalPlanners:
         loop = asyncio.get_running_loop()
         with self._lock:
             planners = self._loops.get(loop)
-            fresh = planners is None
+            client = None
             if planners is None:
                 import openai
 
@@ -156,13 +155,27 @@ class LoopLocalPlanners:
                     t: plan_runnable(f(http_async_client=client), self._response_format)
                     for t, f in self._factories.items()
                 }
-            if fresh:
-                # Kept referenced: a collected generator would be finalized, closing the
-                # client while the loop still uses it.
-                closer = self._closers[loop] = _close_at_loop_shutdown(client)
-        if fresh:
-            await anext(closer)  # registers the generator with the loop's shutdown
+        if client is not None:
+            await _close_with_loop(loop, client)
         return planners[tier]
+
+
+async def _close_with_loop(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    """Close `client` when `loop` shuts down its async generators.
+
+    The generator that does it refers to its loop (through the loop's finalizer hook), so the
+    loop itself keeps it: a cycle the garbage collector frees with the loop, where any other
+    owner would keep the loop alive forever.
+    """
+    closer = _close_at_loop_shutdown(client)
+    try:
+        loop._crane_http_closer = closer  # type: ignore[attr-defined]
+    except AttributeError:  # a loop without a __dict__ (uvloop): it lives as long as its server
+        _UNOWNED_CLOSERS.append(closer)
+    await anext(closer)  # registers the generator with the loop's shutdown
+
+
+_UNOWNED_CLOSERS: list[AsyncIterator[None]] = []
 
 
 async def _close_at_loop_shutdown(client: Any) -> AsyncIterator[None]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +72,63 @@ def make_breaker_board(context: Context) -> BreakerBoard:
     )
 
 
+SPEND_REFRESH_S = 1.0
+"""How often the budget re-reads today's recorded spend from history (other processes' runs)."""
+
+
+class DailySpend:
+    """Today's (UTC) LLM spend: what history recorded, plus this process's unrecorded calls.
+
+    History is re-read at most every `SPEND_REFRESH_S`, so a budget check costs no I/O on the
+    hot path (it runs on the event loop under `ainvoke`). A call's cost counts as pending from
+    the moment it returns; when its run is recorded, it moves from pending to recorded in one
+    step, so it is never counted twice or not at all in this process. If the history write
+    failed, the cost stays pending: spent money still counts.
+    """
+
+    def __init__(
+        self, cost_since: Callable[[float], float], clock: Callable[[], float] = time.monotonic
+    ):
+        """Track the spend `cost_since(timestamp)` reads from history."""
+        self._cost_since = cost_since
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending = 0.0
+        self._recorded = 0.0
+        self._day: float | None = None
+        self._read_at = -math.inf
+
+    def total(self) -> float:
+        """Return today's spend in USD.
+
+        Raises:
+            sqlite3.Error, OSError, ValueError: history cannot be read.
+        """
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        day, now = midnight.timestamp(), self._clock()
+        with self._lock:
+            fresh = self._day == day and now - self._read_at < SPEND_REFRESH_S
+        if not fresh:
+            recorded = self._cost_since(day)
+            with self._lock:
+                self._recorded, self._day, self._read_at = recorded, day, now
+        with self._lock:
+            return self._recorded + self._pending
+
+    def add(self, cost: float) -> None:
+        """Count a call's cost, until its run is recorded."""
+        with self._lock:
+            self._pending += cost
+
+    def settle(self, cost: float, *, recorded: bool) -> None:
+        """Move a finished run's cost from pending to recorded; keep it pending if not recorded."""
+        if not recorded:
+            return
+        with self._lock:
+            self._pending = max(0.0, self._pending - cost)
+            self._recorded += cost
+
+
 @dataclass
 class Services:
     """What the nodes share across runs of one compiled graph.
@@ -111,8 +171,8 @@ class Services:
     """One limiter for every LLM call of the runtime (`CRANE_LLM_RPS`), taken before a call's
     timeout starts, so waiting for it never counts as the endpoint being slow."""
 
-    _pending_cost: float = field(default=0.0, init=False, repr=False)
-    _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    spend: DailySpend = field(init=False, repr=False)
+    """Today's LLM spend, for the budget."""
 
     def __post_init__(self) -> None:
         """Bind every tier's model to the plan schema and compute the signature, once."""
@@ -121,6 +181,8 @@ class Services:
         self.loop_planners = LoopLocalPlanners(self.model_factories, response_format)
         self.prices = PriceTable.from_json(self.context.prices)
         self.rate_limiter = make_rate_limiter(self.context)
+        # Late-bound, so the spend always comes from the history this runtime uses now.
+        self.spend = DailySpend(lambda since: self.history.cost_since(since))
         self.signature = planner_signature(self.tools)
         if self.breakers is None:
             self.breakers = make_breaker_board(self.context)
@@ -195,27 +257,14 @@ class Services:
         budget = self.context.budget_usd
         if budget is None:
             return "ok"
-        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         try:
-            spent = self.history.cost_since(midnight.timestamp())
+            spent = self.spend.total()
         except STORAGE_ERRORS as exc:
             logger.error("cannot read today's LLM spend, treating the budget as spent: %s", exc)
             return "spent"
-        with self._pending_lock:
-            spent += self._pending_cost
         if spent >= budget:
             return "spent"
         return "low" if spent >= budget * BUDGET_LOW_FRACTION else "ok"
-
-    def add_pending_cost(self, cost: float) -> None:
-        """Count an LLM call's cost toward the budget until its run is recorded in history."""
-        with self._pending_lock:
-            self._pending_cost += cost
-
-    def settle_pending_cost(self, cost: float) -> None:
-        """Stop counting a finished run's cost as pending: history has it now (or lost it)."""
-        with self._pending_lock:
-            self._pending_cost = max(0.0, self._pending_cost - cost)
 
     def budget_problem(self, tier: str) -> str | None:
         """Return why the budget forbids another call on `tier` now, or None."""

@@ -83,9 +83,11 @@ def history_recorder(state: State, *, services: Services) -> dict[str, Any]:
     # A broken store costs a log line, never the person's answer.
     try:
         services.history.record(history_row(state, response))
+        recorded = True
     except STORAGE_ERRORS as exc:
         logger.error("could not record run %s in history: %s", state.run_id, exc)
-    services.settle_pending_cost(state.cost_usd)
+        recorded = False
+    services.spend.settle(state.cost_usd, recorded=recorded)
     try:
         _update_cache(state, services, completed=response["status"] == "completed")
     except STORAGE_ERRORS as exc:

@@ -153,7 +153,7 @@ def _usage(
 ) -> dict[str, Any]:
     """Return the run's usage with this call added (a failed call counts, at its tokens)."""
     cost = services.prices.cost(call.model, tokens_in, tokens_out)
-    services.add_pending_cost(cost)
+    services.spend.add(cost)
     usage = {m: dict(v) for m, v in state.usage.items()}
     entry = usage.setdefault(
         call.model,

@@ -33,6 +33,16 @@ def _check_calculator(tool_input: dict[str, Any]) -> list[str]:
     return []
 
 
+_ID_FIELDS = (None, "id", "result", "value", "output")
+"""Fields of an earlier step's output that can hold a todo id (a todo's id, or a number)."""
+
+
+def _is_id_reference(value: Any) -> bool:
+    """Return whether `value` is exactly one reference to an earlier step's id or number."""
+    match = STEP_REFERENCE.fullmatch(value.strip()) if isinstance(value, str) else None
+    return match is not None and match.group(2) in _ID_FIELDS
+
+
 def _check_todo(tool_input: dict[str, Any]) -> list[str]:
     action = tool_input.get("action")
     text, todo_id = tool_input.get("text"), tool_input.get("todo_id")
@@ -40,7 +50,7 @@ def _check_todo(tool_input: dict[str, Any]) -> list[str]:
         return ["action 'add' needs a non-empty 'text'"]
     if action in ("get", "complete", "delete") and not (text or todo_id):
         return [f"action {action!r} needs 'todo_id' or 'text'"]
-    if todo_id is not None and not (isinstance(todo_id, str) and STEP_REFERENCE.search(todo_id)):
+    if todo_id is not None and not _is_id_reference(todo_id):
         # Caught here, a todo named by words in todo_id is repaired before anything runs,
         # instead of failing the run in the tool.
         try:

@@ -707,7 +707,22 @@ def test_chaos_two_hundred_runs_with_forty_percent_faults(
 
 def test_one_app_serves_successive_event_loops(make_app: Any, server: OpenAIServer) -> None:
     # langchain-openai's shared async client would fail the second loop: "Event loop is closed".
+    import gc
+    import weakref
+
     app = make_app()
-    for i in range(3):
-        r = asyncio.run(app.ainvoke({"prompt": f"zorp {i} and 1"}))["response"]
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def one(i: int) -> dict[str, Any]:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        out: dict[str, Any] = await app.ainvoke({"prompt": f"zorp {i} and 1"})
+        return out["response"]
+
+    fds = len(os.listdir("/proc/self/fd"))
+    for i in range(20):
+        r = asyncio.run(one(i))
         assert r["status"] == "completed" and r["answer"] == i + 1 and r["plan_source"] == "llm"
+    gc.collect()
+    # each loop's HTTP pool closed with it, and nothing keeps a finished loop alive
+    assert [ref for ref in loops if ref() is not None] == []
+    assert len(os.listdir("/proc/self/fd")) <= fds

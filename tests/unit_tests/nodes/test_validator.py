@@ -99,7 +99,15 @@ def test_node_keeps_cache_for_valid_plans(services: Any) -> None:
 
 @pytest.mark.parametrize(
     ("todo_id", "ok"),
-    [("3", True), (" 12 ", True), ("{{step_1.id}}", True), ("passport", False), ("3rd", False)],
+    [
+        ("3", True),
+        (" 12 ", True),
+        ("{{step_1.id}}", True),
+        ("passport", False),
+        ("3rd", False),
+        ("call mom {{step_1.id}}", False),  # a reference inside words is still words
+        ("{{step_1.text}}", False),  # the todo's words, not its id
+    ],
 )
 def test_todo_id_must_be_a_number_or_a_reference(services: Any, todo_id: str, ok: bool) -> None:
     steps = [
