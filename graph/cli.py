@@ -1,4 +1,4 @@
-"""The `crane` command: run a request, list todos."""
+"""The `crane` command: run a request, list todos, show what the LLM path costs and how it does."""
 
 from __future__ import annotations
 
@@ -80,6 +80,36 @@ def _cmd_todos(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_stats(summary: dict[str, Any]) -> str:
+    """Return the LLM summary as text for people."""
+    lines = [f"LLM today (UTC): {summary['tokens']:,} tokens, ${summary['cost_usd']:.6f}"]
+    for model, use in sorted(summary["usage_by_model"].items()):
+        lines.append(
+            f"  {model}: {int(use.get('calls', 0))} calls, {int(use.get('tokens', 0)):,} tokens, "
+            f"${use.get('cost_usd', 0):.6f}"
+        )
+    budget = summary["budget"]
+    if budget["usd"] is not None:
+        lines.append(
+            f"Budget: ${budget['spent_usd']:.6f} of ${budget['usd']:.2f} spent ({budget['level']})"
+        )
+    lines.append("Circuit breakers (last recorded state):" if summary["breakers"] else "")
+    for b in summary["breakers"]:
+        detail = f", cooldown {b['cooldown_s']:g} s" if b["state"] != "closed" else ""
+        reason = f", last failure {b['last_failure']}" if b.get("last_failure") else ""
+        lines.append(f"  {b['model']} at {b['endpoint']}: {b['state']}{detail}{reason}")
+    return "\n".join(line for line in lines if line)
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from graph.context import Context
+    from graph.metrics import llm_summary
+
+    summary = llm_summary(Context.from_env())
+    print(json.dumps(summary, indent=2) if args.json else render_stats(summary))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `crane` command."""
     parser = argparse.ArgumentParser(
@@ -97,6 +127,14 @@ def make_parser() -> argparse.ArgumentParser:
     todos.add_argument("--json", action="store_true", help="print JSON")
     todos.add_argument("--user", default="default", help="whose todos to list")
     todos.set_defaults(func=_cmd_todos)
+    stats = sub.add_parser(
+        "stats",
+        help="today's LLM usage, cost, budget and circuit breakers",
+        description="Show today's (UTC) LLM usage and cost per model, the budget, and the last "
+        "recorded state of each model's circuit breaker.",
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(func=_cmd_stats)
     return parser
 
 

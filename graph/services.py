@@ -72,6 +72,20 @@ def make_breaker_board(context: Context) -> BreakerBoard:
     )
 
 
+def level_of_budget(spent: float, budget: float | None) -> BudgetLevel:
+    """Return the budget level of a day's `spent` USD against `budget` (None: no budget)."""
+    if budget is None:
+        return "ok"
+    if spent >= budget:
+        return "spent"
+    return "low" if spent >= budget * BUDGET_LOW_FRACTION else "ok"
+
+
+def start_of_day() -> float:
+    """Return the timestamp of today's midnight, UTC: when a daily budget starts again."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
 SPEND_REFRESH_S = 1.0
 """How often the budget re-reads today's recorded spend from history (other processes' runs)."""
 
@@ -104,8 +118,7 @@ class DailySpend:
         Raises:
             sqlite3.Error, OSError, ValueError: history cannot be read.
         """
-        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        day, now = midnight.timestamp(), self._clock()
+        day, now = start_of_day(), self._clock()
         with self._lock:
             fresh = self._day == day and now - self._read_at < SPEND_REFRESH_S
         if not fresh:
@@ -262,9 +275,7 @@ class Services:
         except STORAGE_ERRORS as exc:
             logger.error("cannot read today's LLM spend, treating the budget as spent: %s", exc)
             return "spent"
-        if spent >= budget:
-            return "spent"
-        return "low" if spent >= budget * BUDGET_LOW_FRACTION else "ok"
+        return level_of_budget(spent, budget)
 
     def budget_problem(self, tier: str) -> str | None:
         """Return why the budget forbids another call on `tier` now, or None."""

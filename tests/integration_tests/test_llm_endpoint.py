@@ -538,7 +538,11 @@ def test_concurrent_runs_share_one_budget(make_app: Any, server: OpenAIServer) -
 
 
 def test_usage_and_cost_accumulate_per_model_in_history(
-    make_app: Any, server: OpenAIServer, tmp_path: Path
+    make_app: Any,
+    server: OpenAIServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     server.script(on_model(FAST), unknown_model("fast-model"))
     app = make_app()
@@ -561,6 +565,21 @@ def test_usage_and_cost_accumulate_per_model_in_history(
             "cost_usd": pytest.approx(2 * SMART_COST),
         },
     }
+    # `crane stats`, another reader of the same history, shows usage, budget and breakers
+    from graph.cli import main
+
+    monkeypatch.setenv("CRANE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CRANE_BUDGET_USD", "0.01")
+    assert main(["stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["cost_usd"] == pytest.approx(2 * SMART_COST) and stats["tokens"] == 240
+    assert stats["budget"]["usd"] == 0.01 and stats["budget"]["level"] == "ok"
+    (fast,) = stats["breakers"]
+    assert fast["model"] == FAST and fast["state"] == "open" and fast["last_failure"] == "not_found"
+    assert main(["stats"]) == 0
+    text = capsys.readouterr().out
+    assert "smart-model: 2 calls, 240 tokens" in text and "fast-model: 1 calls, 0 tokens" in text
+    assert f"{FAST} at {server.base_url}: open, cooldown 30 s, last failure not_found" in text
 
 
 def test_no_step_runs_twice_whatever_the_retries(
