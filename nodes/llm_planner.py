@@ -116,6 +116,7 @@ def _is_followup(state: State) -> bool:
 
 def _prepare(state: State, services: Services) -> _Call:
     followup = next_attempt(state, services.retry_settings) if _is_followup(state) else None
+    # A first attempt behaves like arriving on a new tier: fresh counters, no feedback.
     attempt = followup or Attempt("escalate", state.tier or "fast", 0.0, "")
     same_tier = followup is not None and attempt.tier == state.tier
     after_transient = followup is not None and state.error_type in TRANSIENT_ERRORS
