@@ -279,21 +279,25 @@ class Services:
 
     def budget_problem(self, tier: str) -> str | None:
         """Return why the budget forbids another call on `tier` now, or None."""
-        problem = self.tier_problem(tier, self.budget_level(), breakers=False)
-        return problem if problem is not None and "budget" in problem else None
+        return self._budget_reason(tier, self.budget_level())
 
-    def tier_problem(self, tier: str, budget: BudgetLevel, *, breakers: bool = True) -> str | None:
-        """Return why `tier` cannot plan now (no model, budget, open breaker), or None if it can."""
-        if tier not in self.models:
-            return f"{tier}: no model"
+    def _budget_reason(self, tier: str, budget: BudgetLevel) -> str | None:
         if budget == "spent":
             return f"{tier}: daily budget spent"
         if budget == "low" and tier != next(t for t in TIERS if t in self.models):
             return f"{tier}: daily budget nearly spent, cheapest tier only"
-        if not breakers:
-            return None
-        snapshot = self.breaker(tier).snapshot()
-        if not self.breaker(tier).available():
+        return None
+
+    def tier_problem(self, tier: str, budget: BudgetLevel) -> str | None:
+        """Return why `tier` cannot plan now (no model, budget, open breaker), or None if it can."""
+        if tier not in self.models:
+            return f"{tier}: no model"
+        reason = self._budget_reason(tier, budget)
+        if reason is not None:
+            return reason
+        breaker = self.breaker(tier)
+        if not breaker.available():
+            snapshot = breaker.snapshot()
             return (
                 f"{tier}: circuit open for {snapshot['model']} "
                 f"(retry in {snapshot['retry_in_s']:.0f} s)"
