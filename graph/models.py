@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.rate_limiters import BaseRateLimiter, InMemoryRateLimiter
+from langchain_core.rate_limiters import InMemoryRateLimiter
 from langchain_core.runnables import Runnable
 from pydantic import ValidationError
 
@@ -43,7 +43,6 @@ def llm_configured(env: Mapping[str, str] | None = None) -> bool:
 def load_chat_model(
     name: str,
     context: Context,
-    rate_limiter: BaseRateLimiter | None = None,
     http_async_client: Any = None,
 ) -> BaseChatModel:
     """Return a `ChatOpenAI` for `name` on the configured endpoint, without SDK retries.
@@ -61,8 +60,6 @@ def load_chat_model(
         # (a cut-off reply is invalid output and gets repaired). Reasoning models spend this
         # budget on thinking too, so they keep the endpoint's own limit.
         kwargs["max_tokens"] = context.llm_max_tokens
-    if rate_limiter is not None:
-        kwargs["rate_limiter"] = rate_limiter
     if http_async_client is not None:
         kwargs["http_async_client"] = http_async_client
     return ChatOpenAI(**kwargs)
