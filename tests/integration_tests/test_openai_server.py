@@ -260,11 +260,9 @@ def test_keep_alive_reuses_one_connection(server: OpenAIServer) -> None:
 
 def test_delay_past_the_timeout(server: OpenAIServer) -> None:
     server.script("slow", Delay(1.0))
-    started = time.monotonic()
     with client(server, timeout=0.2) as c:
-        with pytest.raises(openai.APITimeoutError):
+        with pytest.raises(openai.APITimeoutError):  # raised by the client's timeout, not the reply
             c.chat.completions.create(model="m", messages=[{"role": "user", "content": "slow"}])
-        assert time.monotonic() - started < 0.8
         assert c.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
     assert server.requests[0].action == "Delay(1)->Reply"
 
@@ -305,11 +303,10 @@ def test_stop_interrupts_a_delay() -> None:
     thread.start()
     while not server.requests:
         time.sleep(0.01)
-    started = time.monotonic()
     server.stop()
     server.stop()  # idempotent
     thread.join(timeout=5)
-    assert time.monotonic() - started < 2
+    assert not thread.is_alive()  # the 30 s delay was cut short, not waited out
     assert len(errors) == 1
 
 
@@ -323,14 +320,12 @@ def test_concurrent_requests_overlap() -> None:
             )
             results.append(completion.choices[0].message.content or "")
 
-        started = time.monotonic()
         threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=5)
-        assert time.monotonic() - started < 1.5
-        assert server.max_in_flight >= 10
+        assert server.max_in_flight >= 10  # overlapping, not served one after another
         assert server.in_flight == 0
         assert sorted(json.loads(r)["echo"] for r in results) == sorted(
             f"request {i}" for i in range(20)
