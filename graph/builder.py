@@ -7,6 +7,7 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables.config import ensure_config, run_in_executor
 
@@ -113,6 +114,7 @@ def build_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     breakers: BreakerBoard | None = None,
+    embeddings: Embeddings | None = None,
     name: str = "crane",
     **settings: Any,
 ) -> CompiledStateGraph[State, Context, InputState, OutputState]:
@@ -126,6 +128,8 @@ def build_graph(
         store: a LangGraph store for the nodes (omit under `langgraph dev`).
         breakers: circuit breakers to share with other runtimes of this process; by default
             each runtime has its own board, shared by all of its runs.
+        embeddings: the embedder of the semantic cache and the dynamic examples, instead of
+            the one `CRANE_EMBEDDINGS` names.
         name: the compiled graph's name, shown in traces.
         **settings: any `Context` field, e.g. `home="/tmp/crane"`, `pattern_first=False`.
 
@@ -139,6 +143,10 @@ def build_graph(
     tier_models.update(models or {})
     factories = endpoint_model_factories(context, tier_models)
     services = Services.create(
-        context, build_tier_models(context, tier_models, factories), breakers, factories
+        context,
+        build_tier_models(context, tier_models, factories),
+        breakers,
+        factories,
+        embeddings,
     )
     return build_builder(services).compile(checkpointer=checkpointer, store=store, name=name)

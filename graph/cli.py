@@ -1,4 +1,4 @@
-"""The `crane` command: run a request, list todos, show what the LLM path costs and how it does."""
+"""The `crane` command: run a request, list todos, show LLM cost and health, manage the plan cache."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def render(response: dict[str, Any]) -> str:
     lines: list[str] = []
     if response.get("plan"):
         source = _SOURCES.get(str(response.get("plan_source")), str(response.get("plan_source")))
+        if response.get("cache_hit"):
+            source = f"the plan cache ({response['cache_hit']['reason']})"
         model = f", model {response['model']}" if response.get("model") else ""
         lines.append(f"Plan from {source}{model}: {response['plan'].get('final_goal', '')}")
     for step in response.get("steps") or []:
@@ -110,6 +112,77 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_cache_stats(stats: dict[str, Any]) -> str:
+    """Return the plan cache's and the examples' statistics as text for people."""
+    lines: list[str] = []
+    for title, part in (("Plan cache", stats["plans"]), ("Dynamic examples", stats["examples"])):
+        lines.append(
+            f"{title}: {part.get('entries', 0):,} entries, {part.get('hits', 0):,} hits, "
+            f"{part.get('bytes_on_disk', 0) / 1e6:.1f} MB on disk"
+        )
+    lines.append(
+        f"Embeddings: {stats['space']}; semantic threshold {stats['threshold']:.3f}; "
+        f"TTL {stats['ttl_s'] / 86400:g} days; at most {stats['max_entries']:,} entries per user"
+    )
+    return "\n".join(lines)
+
+
+def _cache_stores() -> tuple[Any, Any]:
+    from graph.context import Context
+    from graph.services import open_plan_stores
+
+    context = Context.from_env()
+    return open_plan_stores(context, context.home_path)
+
+
+def _cmd_cache_stats(args: argparse.Namespace) -> int:
+    from graph.context import Context
+
+    context = Context.from_env()
+    cache, examples = _cache_stores()
+    stats = {
+        "plans": cache.store.stats(args.user),
+        "examples": examples.store.stats(args.user),
+        "space": cache.vectors.space,
+        "threshold": context.cache_threshold,
+        "ttl_s": context.cache_ttl_s,
+        "max_entries": context.cache_max_entries,
+    }
+    print(json.dumps(stats, indent=2, default=str) if args.json else render_cache_stats(stats))
+    return 0
+
+
+def _cmd_cache_clear(args: argparse.Namespace) -> int:
+    cache, examples = _cache_stores()
+    removed = cache.store.clear(args.user)
+    who = f" of user {args.user!r}" if args.user else ""
+    print(f"Removed {removed:,} cached plan(s){who}.")
+    if args.examples:
+        print(f"Removed {examples.store.clear(args.user):,} example(s){who}.")
+    return 0
+
+
+def _cmd_history_forget(args: argparse.Namespace) -> int:
+    import time
+
+    from graph.context import Context
+    from graph.history import SqliteHistory
+
+    history = SqliteHistory(Context.from_env().home_path / "history.sqlite")
+    known = history.forget(args.run_id, time.time())
+    cache, examples = _cache_stores()
+    plans = cache.store.delete_runs([args.run_id])
+    taught = examples.forget([args.run_id])
+    if not known and not plans and not taught:
+        print(f"Error: no run {args.run_id!r} in history.", file=sys.stderr)
+        return 1
+    print(
+        f"Run {args.run_id} marked as bad: {plans} cached plan(s) and {taught} example(s) "
+        "removed; it will not be reused or shown to the LLM planner."
+    )
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `crane` command."""
     parser = argparse.ArgumentParser(
@@ -135,6 +208,33 @@ def make_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(func=_cmd_stats)
+    cache = sub.add_parser(
+        "cache",
+        help="plan cache statistics, or clear it",
+        description="Inspect or clear the plan cache (and the dynamic few-shot examples).",
+    )
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    cache_stats = cache_sub.add_parser("stats", help="entries, hits, size, settings")
+    cache_stats.add_argument("--json", action="store_true", help="print JSON")
+    cache_stats.add_argument("--user", default=None, help="only this user's entries")
+    cache_stats.set_defaults(func=_cmd_cache_stats)
+    cache_clear = cache_sub.add_parser("clear", help="remove cached plans")
+    cache_clear.add_argument("--user", default=None, help="only this user's (default: everyone's)")
+    cache_clear.add_argument(
+        "--examples", action="store_true", help="also remove the dynamic few-shot examples"
+    )
+    cache_clear.set_defaults(func=_cmd_cache_clear)
+    history = sub.add_parser(
+        "history", help="manage the run history", description="Manage the run history."
+    )
+    history_sub = history.add_subparsers(dest="history_command", required=True)
+    forget = history_sub.add_parser(
+        "forget",
+        help="mark a run as bad: its plan is no longer reused or shown as an example",
+        description="Mark a run as bad: its cached plan and its dynamic example are removed.",
+    )
+    forget.add_argument("run_id", help="the run's id (the response's run_id)")
+    forget.set_defaults(func=_cmd_history_forget)
     return parser
 
 

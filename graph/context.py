@@ -9,10 +9,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from graph.embeddings import FORMS, check_embeddings_spec
 from graph.errors import ConfigurationError
 
-EMBEDDINGS = ("local", "openai", "hash")
-"""Embedding providers the semantic cache can use."""
+DEFAULT_CACHE_THRESHOLD = 0.55
+"""Calibrated on the labeled pairs in `tests/cache_pairs.py` (see `bench/cache_calibration.py`)."""
+
+EMBEDDINGS = FORMS
+"""Forms of `CRANE_EMBEDDINGS` values; `check_embeddings_spec` validates one."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -120,7 +124,11 @@ class Context:
     )
     embeddings: str = field(
         default="local",
-        metadata={"env": "CRANE_EMBEDDINGS", "description": "Embeddings: local, openai or hash."},
+        metadata={
+            "env": "CRANE_EMBEDDINGS",
+            "description": "Embeddings of the semantic cache: local, local:/model-dir, openai, "
+            "openai:<model>, fastembed:<model> or hash.",
+        },
     )
     pattern_first: bool = field(
         default=True,
@@ -133,14 +141,43 @@ class Context:
         default=True,
         metadata={"env": "CRANE_CACHE", "description": "Reuse plans of earlier successful runs."},
     )
+    cache_threshold: float = field(
+        default=DEFAULT_CACHE_THRESHOLD,
+        metadata={
+            "env": "CRANE_CACHE_THRESHOLD",
+            "description": "Cosine similarity a semantic cache hit needs (on top of equal parameters).",
+        },
+    )
+    cache_ttl_s: float = field(
+        default=30 * 24 * 3600.0,
+        metadata={
+            "env": "CRANE_CACHE_TTL_S",
+            "description": "Age after which a cached plan expires.",
+        },
+    )
+    cache_max_entries: int = field(
+        default=10_000,
+        metadata={
+            "env": "CRANE_CACHE_MAX_ENTRIES",
+            "description": "Cached plans kept per user; the least recently used go first.",
+        },
+    )
+    examples_enabled: bool = field(
+        default=True,
+        metadata={
+            "env": "CRANE_EXAMPLES",
+            "description": "Add similar past requests that worked to the LLM planner's prompt.",
+        },
+    )
+    examples_k: int = field(
+        default=3,
+        metadata={"env": "CRANE_EXAMPLES_K", "description": "How many such examples, at most."},
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later, far from their cause."""
-        if self.embeddings not in EMBEDDINGS:
-            raise ConfigurationError(
-                f"embeddings must be one of {', '.join(EMBEDDINGS)} (CRANE_EMBEDDINGS), "
-                f"not {self.embeddings!r}"
-            )
+        if (problem := check_embeddings_spec(self.embeddings)) is not None:
+            raise ConfigurationError(f"embeddings is invalid (CRANE_EMBEDDINGS): {problem}")
         for name in ("llm_timeout_s", "backoff_base_s", "backoff_cap_s", "breaker_cooldown_s"):
             _require(self, name, getattr(self, name) > 0, "positive")
         for name in ("retry_after_max_s", "retry_deadline_s"):
@@ -157,6 +194,10 @@ class Context:
         _require(
             self, "budget_usd", self.budget_usd is None or self.budget_usd >= 0, "zero or more"
         )
+        _require(self, "cache_threshold", -1 <= self.cache_threshold <= 1, "between -1 and 1")
+        _require(self, "cache_ttl_s", self.cache_ttl_s > 0, "positive")
+        _require(self, "cache_max_entries", self.cache_max_entries >= 1, "at least 1")
+        _require(self, "examples_k", 0 <= self.examples_k <= 10, "between 0 and 10")
 
     @property
     def home_path(self) -> Path:

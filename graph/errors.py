@@ -4,6 +4,7 @@
 * AgentError
   + ConfigurationError       a setting (keyword override or environment variable) is invalid
   + CacheError               the plan cache could not be read or written
+  + EmbeddingsError          text could not be embedded: model files, package, key or endpoint
   + PlanValidationError      a plan broke the plan schema or a tool's rules
   + StepReferenceError       a `{{step_N.field}}` reference has nothing to point at at run time
   + ModelUnavailableError    no chat model is configured for a tier
@@ -45,6 +46,14 @@ class ConfigurationError(AgentError, ValueError):
 
 class CacheError(AgentError):
     """Raised when the plan cache cannot be read or written."""
+
+
+class EmbeddingsError(AgentError):
+    """Raised when text cannot be embedded; the message says what to install, set or fix.
+
+    Causes: a missing or altered model file, a missing tokenizer, an optional package that is not
+    installed, no API key, or a failing embeddings endpoint.
+    """
 
 
 class PlanValidationError(AgentError):

@@ -54,11 +54,14 @@ _ADDED_COLUMNS = {
         "llm_route": "TEXT",
         "llm_wait_s": "REAL NOT NULL DEFAULT 0",
         "usage": "TEXT",
+        "cache_hit": "TEXT",
+        "examples": "TEXT",
+        "forgotten_at": "REAL",
     }
 }
 """Columns added after the first release; older history files gain them on open."""
 
-_JSON_COLUMNS = ("plan", "steps", "answer", "path", "llm_route", "usage")
+_JSON_COLUMNS = ("plan", "steps", "answer", "path", "llm_route", "usage", "cache_hit", "examples")
 
 
 class HistoryStore(Protocol):
@@ -78,6 +81,9 @@ class HistoryStore(Protocol):
 
     def record_breaker(self, event: dict[str, Any]) -> None:
         """Store one circuit-breaker transition (keys are the `breaker_events` columns)."""
+
+    def forget(self, run_id: str, at: float) -> bool:
+        """Mark a run as bad (its plan must not be reused or taught); False if unknown."""
 
     def breaker_states(self) -> list[dict[str, Any]]:
         """Return the last recorded transition of each endpoint+model's breaker."""
@@ -148,6 +154,14 @@ class SqliteHistory:
         marks = ", ".join(f":{k}" for k in event)
         with self._db.write() as conn:
             conn.execute(f"INSERT INTO breaker_events ({columns}) VALUES ({marks})", event)
+
+    def forget(self, run_id: str, at: float) -> bool:
+        """Mark a run as bad (its plan must not be reused or taught); False if unknown."""
+        with self._db.write() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET forgotten_at = ? WHERE run_id = ?", [at, run_id]
+            ).rowcount
+        return bool(changed)
 
     def breaker_states(self) -> list[dict[str, Any]]:
         """Return the last recorded transition of each endpoint+model's breaker.

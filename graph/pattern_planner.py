@@ -214,6 +214,18 @@ def _words_value(run: str) -> str | None:
     return f"{total + current}.{digits}" if digits else str(total + current)
 
 
+def number_word_runs(text: str) -> list[tuple[int, int, str]]:
+    """Return `(start, end, value in digits)` for each run of lower-case number words in `text`.
+
+    Runs that do not read as one number ("one two", "twenty eleven") are left out.
+    """
+    return [
+        (m.start(), m.end(), value)
+        for m in _NUMBER_RUN.finditer(text)
+        if (value := _words_value(m[0])) is not None
+    ]
+
+
 def _number_words(text: str) -> str:
     """Replace number words by digits, leaving runs that are not one number untouched."""
     return _NUMBER_RUN.sub(lambda m: _words_value(m[0]) or m[0], _SCALE_AND.sub(r"\1 ", text))

@@ -37,6 +37,10 @@ Examples:
 {examples}
 """
 
+DYNAMIC_EXAMPLES_HEADER = (
+    "Earlier requests of this person that were planned like this and ran successfully:"
+)
+
 REPAIR_PROMPT = """\
 Your previous plan for this request could not be used:
 {errors}

@@ -15,16 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable
 
 from graph import pattern_planner, prompts
 from graph.breaker import BreakerBoard, CircuitBreaker
-from graph.cache import PlanCache, SqlitePlanCache
+from graph.cache import PlanCache, RequestVectors
 from graph.context import Context
 from graph.db import STORAGE_ERRORS
+from graph.embeddings import embeddings_id, make_embeddings
 from graph.errors import ModelUnavailableError
+from graph.examples import ExampleBank
 from graph.history import HistoryStore, SqliteHistory
 from graph.models import (
     TIERS,
@@ -38,6 +41,7 @@ from graph.models import (
 from graph.plan_schema import plan_response_format
 from graph.pricing import PriceTable
 from graph.routing import RetrySettings
+from graph.vector_store import VectorStore
 from tools.registry import ToolRegistry, build_registry
 from tools.todo_store import TodoStore
 
@@ -156,6 +160,7 @@ class Services:
     todos: TodoStore
     history: HistoryStore
     cache: PlanCache
+    examples: ExampleBank
     models: dict[str, BaseChatModel] = field(default_factory=dict)
     """Chat model per tier; empty when no LLM is configured (offline)."""
 
@@ -342,17 +347,54 @@ class Services:
         models: dict[str, BaseChatModel],
         breakers: BreakerBoard | None = None,
         model_factories: dict[str, ModelFactory] | None = None,
+        embeddings: Embeddings | None = None,
     ) -> Services:
-        """Open the stores under the context's data directory."""
+        """Open the stores under the context's data directory.
+
+        `embeddings` replaces the one `CRANE_EMBEDDINGS` names (it is built on first use).
+        """
         home = context.home_path
         todos = TodoStore(home / "todos.sqlite")
+        cache, examples = open_plan_stores(context, home, embeddings)
         return cls(
             context=context,
             tools=build_registry(todos),
             todos=todos,
             history=SqliteHistory(home / "history.sqlite"),
-            cache=SqlitePlanCache(home / "cache.sqlite"),
+            cache=cache,
+            examples=examples,
             models=models,
             breakers=breakers,
             model_factories=model_factories or {},
         )
+
+
+def request_vectors(context: Context, embeddings: Embeddings | None = None) -> RequestVectors:
+    """Return the runtime's request embedder: `embeddings` if given, else `CRANE_EMBEDDINGS`."""
+    if embeddings is not None:
+        given = embeddings
+        name = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        space = f"custom:{type(embeddings).__name__}" + (f":{name}" if name else "")
+        return RequestVectors(lambda: given, space)
+    spec = context.embeddings
+    return RequestVectors(
+        lambda: make_embeddings(spec, timeout_s=context.llm_timeout_s), embeddings_id(spec)
+    )
+
+
+def open_plan_stores(
+    context: Context, home: Path, embeddings: Embeddings | None = None
+) -> tuple[PlanCache, ExampleBank]:
+    """Return the plan cache and the example bank under `home`, sharing one embedder."""
+    vectors = request_vectors(context, embeddings)
+    path, index_dir = home / "cache.sqlite", home / "cache-index"
+    plans = VectorStore(
+        path,
+        index_dir,
+        table="plan_entries",
+        ttl_s=context.cache_ttl_s,
+        max_entries=context.cache_max_entries,
+    )
+    # Examples share the cap but not the TTL: a plan that worked stays a good example.
+    examples = VectorStore(path, index_dir, table="examples", max_entries=context.cache_max_entries)
+    return PlanCache(plans, vectors, context.cache_threshold), ExampleBank(examples, vectors)

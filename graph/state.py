@@ -105,6 +105,17 @@ class State(InputState, OutputState):
     plan_source: PlanSource | None = None
     """Who made `plan`."""
 
+    cache_hit: dict[str, Any] | None = None
+    """How a cached plan was found (`level`: exact, template or semantic; `reason`; the `run_id`
+    and request it was cached from; `similarity`), or None when the plan was not cached."""
+
+    cache_entry_id: int | None = None
+    """The cache entry that served `plan`, evicted if the plan fails this time."""
+
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    """Past requests of this user that planned and ran well, closest first (`request`, `plan`,
+    `run_id`, `similarity`), shown to the LLM planner."""
+
     validation_errors: list[str] = field(default_factory=list)
     """What the validator found wrong with `plan`; empty when it is valid."""
 

@@ -1,4 +1,9 @@
-"""First node: admit the request and look for a plan that already worked for it."""
+"""First node: admit the request, then see what earlier successful runs offer it.
+
+That is a cached plan that is provably right for this request (`graph.cache`), or, on a miss,
+the closest past requests and their plans as examples for the LLM planner (`graph.examples`):
+both come from the same embedding of the request, made here once.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import time
 import uuid
 from typing import Any
 
-from graph.cache import normalize
+from graph.cache import CacheHit
 from graph.db import STORAGE_ERRORS
+from graph.guard import normalize
 from graph.services import Services
 from graph.state import FIRST_NODE, State, run_defaults
 
@@ -43,7 +49,7 @@ def admission_error(prompt: Any, user_id: Any) -> str | None:
 
 
 def cache_lookup(state: State, *, services: Services) -> dict[str, Any]:
-    """Admit the request, then reuse the plan of an earlier successful run of the same request."""
+    """Admit the request; reuse a plan that is right for it, or gather examples for the LLM."""
     update: dict[str, Any] = run_defaults() | {
         "run_id": str(uuid.uuid4()),
         "started_at": time.time(),
@@ -54,17 +60,39 @@ def cache_lookup(state: State, *, services: Services) -> dict[str, Any]:
         return update | {"error": problem, "error_type": "invalid_request"}
     request = clean_text(state.prompt).strip()
     update |= {"request": request, "normalized": normalize(request)}
+    hit = _cached_plan(state.user_id, request, services)
+    if hit is not None:
+        return update | {
+            "plan": hit.plan,
+            "plan_source": "cache",
+            "route_reason": hit.reason,
+            "cache_hit": hit.as_dict(),
+            "cache_entry_id": hit.entry_id,
+        }
+    return update | {"examples": _examples(state.user_id, request, services)}
+
+
+def _cached_plan(user_id: str, request: str, services: Services) -> CacheHit | None:
     if not services.context.cache_enabled:
-        return update
+        return None
     try:
-        hit = services.cache.lookup(state.user_id, services.signature, update["normalized"])
+        return services.cache.lookup(user_id, services.signature, request)
     except STORAGE_ERRORS as exc:  # a broken cache is a miss, never a failed run
         logger.warning("plan cache lookup failed: %s", exc)
-        return update
-    if hit is None:
-        return update
-    return update | {
-        "plan": hit.plan,
-        "plan_source": "cache",
-        "route_reason": f"{hit.level} cache hit",
-    }
+        return None
+
+
+def _examples(user_id: str, request: str, services: Services) -> list[dict[str, Any]]:
+    """Return the examples the LLM planner will see; none offline, where no LLM plans."""
+    k = services.context.examples_k
+    if not services.models or not services.context.examples_enabled or k == 0:
+        return []
+    try:
+        found = services.examples.similar(user_id, services.signature, request, k)
+    except STORAGE_ERRORS as exc:
+        logger.warning("could not read dynamic examples: %s", exc)
+        return []
+    return [
+        {"request": e.request, "plan": e.plan, "run_id": e.run_id, "similarity": e.similarity}
+        for e in found
+    ]

@@ -37,6 +37,7 @@ def build_response(state: State, latency_ms: float) -> dict[str, Any]:
         "cost_usd": state.cost_usd,
         "latency_ms": round(latency_ms, 3),
         "fallback_reason": state.fallback_reason,
+        "cache_hit": state.cache_hit,
     }
 
 
@@ -74,6 +75,8 @@ def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
         "llm_route": state.llm_route,
         "llm_wait_s": state.llm_wait_s,
         "usage": state.usage,
+        "cache_hit": state.cache_hit,
+        "examples": [e["run_id"] for e in state.examples],
     }
 
 
@@ -96,12 +99,19 @@ def history_recorder(state: State, *, services: Services) -> dict[str, Any]:
 
 
 def _update_cache(state: State, services: Services, *, completed: bool) -> None:
-    if not services.context.cache_enabled or state.plan is None or not state.normalized:
+    if state.plan is None or not state.request:
         return
-    key = (state.user_id, services.signature, state.normalized)
+    context = services.context
     # A fallback plan is a degraded stand-in for the LLM's: once the LLM is back, planning from
-    # scratch would not produce it, so it must not be served from the cache either.
+    # scratch would not produce it, so it is neither served from the cache nor an example.
     if completed and state.plan_source in ("llm", "pattern"):
-        services.cache.store(*key, state.plan, state.run_id)
-    elif not completed and state.plan_source == "cache":
-        services.cache.evict(*key)
+        key = (state.user_id, services.signature, state.request, state.plan, state.run_id)
+        if context.cache_enabled:
+            services.cache.store_plan(*key)
+        if context.examples_enabled:
+            services.examples.add(*key)
+    elif not completed and state.plan_source == "cache" and state.cache_entry_id is not None:
+        services.cache.evict(state.cache_entry_id)
+        # The run the plan came from taught a plan that fails: it must not teach the LLM either.
+        if state.cache_hit is not None:
+            services.examples.forget([state.cache_hit["run_id"]])

@@ -36,7 +36,12 @@ from graph.models import (
     retry_after_seconds,
 )
 from graph.plan import MAX_STEPS
-from graph.prompts import FEW_SHOT_EXAMPLES, PLANNER_SYSTEM_PROMPT, REPAIR_PROMPT
+from graph.prompts import (
+    DYNAMIC_EXAMPLES_HEADER,
+    FEW_SHOT_EXAMPLES,
+    PLANNER_SYSTEM_PROMPT,
+    REPAIR_PROMPT,
+)
 from graph.routing import MAX_TRANSIENT_RETRIES, TRANSIENT_ERRORS, Attempt, next_attempt
 from graph.services import Services
 from graph.state import LlmErrorType, State
@@ -52,16 +57,25 @@ BREAKER_OPENS_AT_ONCE = frozenset({"auth", "not_found"})
 """Failures no retry can fix: the breaker opens at once (a bad key, a model that does not exist)."""
 
 
-def system_prompt(services: Services) -> str:
-    """Return the planner's system prompt with the registry's tool specs and the examples."""
+def system_prompt(services: Services, examples: list[dict[str, Any]] | None = None) -> str:
+    """Return the planner's system prompt: tool specs, hand-written and dynamic examples.
+
+    `examples` are the person's past requests that planned and ran well (`State.examples`);
+    they come last, so the fixed part of the prompt stays a cacheable prefix.
+    """
     specs = "\n".join(
         f"- {s['name']}: {s['description']}\n  input schema: {json.dumps(s['input_schema'])}"
         for s in services.tools.specs()
     )
-    examples = "\n".join(
+    shown = "\n".join(
         f"Request: {request}\nPlan: {json.dumps(plan)}" for request, plan in FEW_SHOT_EXAMPLES
     )
-    return PLANNER_SYSTEM_PROMPT.format(tool_specs=specs, max_steps=MAX_STEPS, examples=examples)
+    if examples:
+        shown += "\n\n" + DYNAMIC_EXAMPLES_HEADER + "\n"
+        shown += "\n".join(
+            f"Request: {e['request']}\nPlan: {json.dumps(e['plan'])}" for e in examples
+        )
+    return PLANNER_SYSTEM_PROMPT.format(tool_specs=specs, max_steps=MAX_STEPS, examples=shown)
 
 
 def repair_feedback(state: State) -> list[str]:
@@ -80,7 +94,7 @@ def repair_feedback(state: State) -> list[str]:
 def planner_messages(state: State, services: Services, feedback: list[str]) -> list[AnyMessage]:
     """Return the conversation for an attempt; `feedback` (see `repair_feedback`) asks for a repair."""
     messages: list[AnyMessage] = [
-        SystemMessage(system_prompt(services)),
+        SystemMessage(system_prompt(services, state.examples)),
         HumanMessage(state.request),
     ]
     if feedback:

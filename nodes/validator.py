@@ -46,9 +46,9 @@ def validator(state: State, *, services: Services) -> dict[str, Any]:
     if errors and state.plan_source == "llm" and state.tier is not None:
         # After its repair, a rejected plan escalates: the policy needs the tier it would use.
         update["next_tier"] = services.escalation_tier(state.tier)
-    if errors and state.plan_source == "cache":
+    if errors and state.plan_source == "cache" and state.cache_entry_id is not None:
         try:
-            services.cache.evict(state.user_id, services.signature, state.normalized)
+            services.cache.evict(state.cache_entry_id)
         except STORAGE_ERRORS as exc:
             logger.warning("could not evict a stale cached plan: %s", exc)
     return update

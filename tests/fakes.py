@@ -103,25 +103,6 @@ def openai_error(kind: str) -> BaseException:
     return errors[kind]
 
 
-class InMemoryPlanCache:
-    """`PlanCache` in a dict, for node tests."""
-
-    def __init__(self) -> None:
-        self.entries: dict[tuple[str, str, str], Any] = {}
-
-    def lookup(self, user_id: str, signature: str, normalized: str) -> Any:
-        from graph.cache import CacheHit
-
-        plan = self.entries.get((user_id, signature, normalized))
-        return CacheHit(plan=plan, level="exact", run_id="earlier") if plan is not None else None
-
-    def store(self, user_id: str, signature: str, normalized: str, plan: Any, run_id: str) -> None:
-        self.entries[(user_id, signature, normalized)] = plan
-
-    def evict(self, user_id: str, signature: str, normalized: str) -> None:
-        self.entries.pop((user_id, signature, normalized), None)
-
-
 class InMemoryHistory:
     """`HistoryStore` in a list, for node tests."""
 
@@ -143,6 +124,12 @@ class InMemoryHistory:
         last = {(e["endpoint"], e["model"]): e for e in self.breaker_events}
         return [last[k] for k in sorted(last)]
 
+    def forget(self, run_id: str, at: float) -> bool:
+        runs = [r for r in self.runs if r["run_id"] == run_id]
+        for run in runs:
+            run["forgotten_at"] = at
+        return bool(runs)
+
     def cost_since(self, since: float) -> float:
         return sum(r["cost_usd"] for r in self.runs if r["created_at"] >= since)
 
@@ -159,19 +146,26 @@ class InMemoryHistory:
 def make_services(
     home: Any, models: dict[str, Any] | None = None, *, seed: int = 0, **settings: Any
 ) -> Any:
-    """Return `Services` on in-memory cache and history, with a real todo store under `home`."""
+    """Return `Services` with in-memory history and a real todo store and plan cache under `home`.
+
+    The cache embeds with the dependency-free `hash` embedder unless `embeddings=` says otherwise.
+    """
     from graph.context import Context
-    from graph.services import Services
+    from graph.services import Services, open_plan_stores
     from tools.registry import build_registry
     from tools.todo_store import TodoStore
 
+    settings.setdefault("embeddings", "hash")
+    context = Context.from_env(home=str(home), **settings)
     todos = TodoStore(home / "todos.sqlite")
+    cache, examples = open_plan_stores(context, context.home_path)
     return Services(
-        context=Context.from_env(home=str(home), **settings),
+        context=context,
         tools=build_registry(todos),
         todos=todos,
         history=InMemoryHistory(),
-        cache=InMemoryPlanCache(),
+        cache=cache,
+        examples=examples,
         models=models or {},
         rng=random.Random(seed),
     )

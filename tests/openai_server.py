@@ -1,7 +1,9 @@
-"""A scriptable OpenAI-compatible chat completions server, on the standard library, for tests."""
+"""A scriptable OpenAI-compatible chat and embeddings server, on the standard library, for tests."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import socket
 import socketserver
@@ -26,6 +28,7 @@ __all__ = [
     "Status",
     "bad_request",
     "context_length",
+    "embedding_for",
     "forbidden",
     "rate_limited",
     "running_server",
@@ -43,7 +46,7 @@ __all__ = [
 
 @dataclass
 class Request:
-    """One chat completions request, as the server received it.
+    """One chat completions or embeddings request, as the server received it.
 
     Attributes:
         model: The requested model.
@@ -56,9 +59,12 @@ class Request:
         body: The whole decoded request body.
         action: The name of what answered it: an action's name ("Reply", "Status(429)",
             "Reset", "Delay(0.5)->Reply"), or "unauthorized", "stream_rejected",
-            "schema_rejected".
+            "schema_rejected", "input_rejected".
         started_at: `time.monotonic()` when the request had been read.
         finished_at: `time.monotonic()` when it had been answered (0.0 until then).
+        endpoint: "chat" or "embeddings".
+        inputs: An embeddings request's texts, in order (empty for chat); its `text` and
+            `first_user_text` are "" and its `messages` empty.
     """
 
     model: str
@@ -72,6 +78,8 @@ class Request:
     action: str = ""
     started_at: float = 0.0
     finished_at: float = 0.0
+    endpoint: str = "chat"
+    inputs: list[str] = field(default_factory=list)
 
 
 def _content_text(content: Any) -> str:
@@ -83,6 +91,34 @@ def _content_text(content: Any) -> str:
             str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
         )
     return "" if content is None else str(content)
+
+
+def _embedding_inputs(value: Any) -> list[str] | None:
+    """Return an embeddings request's `input` as texts, or None unless it is text or texts.
+
+    OpenAI also takes token arrays; this server answers text only.
+    """
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def embedding_for(text: str, dim: int = 16) -> list[float]:
+    """Return the vector the server answers for `text`: deterministic, in [-1, 1), not unit length.
+
+    Each component comes from a byte of sha256 digests of the text, so equal texts get equal
+    vectors and different texts nearly orthogonal ones. The vectors are deliberately not
+    normalized, so a client that must normalize is caught if it does not.
+    """
+    values: list[float] = []
+    block = 0
+    while len(values) < dim:
+        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
+        values.extend(byte / 128.0 - 1.0 for byte in digest)
+        block += 1
+    return values[:dim]
 
 
 def _user_texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -265,6 +301,8 @@ class _Rule:
 
     def matches(self, request: Request) -> bool:
         if isinstance(self.match, str):
+            if request.endpoint == "embeddings":
+                return any(self.match in text for text in request.inputs)
             return self.match in request.first_user_text
         return bool(self.match(request))
 
@@ -294,7 +332,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Answer `/v1/chat/completions` and `/v1/models` for the owning `OpenAIServer`."""
+    """Answer `/v1/chat/completions`, `/v1/embeddings` and `/v1/models` for the owning server."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # or keep-alive replies wait on delayed ACKs (~40 ms each)
@@ -431,13 +469,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         raw = self._read_body()
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            answer = self._chat_completions
+        elif path in ("/v1/embeddings", "/embeddings"):
+            answer = self._embeddings
+        else:
             self._send_error_body(404, f"Unknown request URL: POST {self.path}.")
             return
         owner = self.server.owner
         owner._enter()
         try:
-            self._chat_completions(raw)
+            answer(raw)
         finally:
             owner._leave()
 
@@ -489,6 +531,44 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             request.finished_at = time.monotonic()
 
+    def _embeddings(self, raw: bytes) -> None:
+        owner = self.server.owner
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            body = None
+        authorized = self._authorized()
+        if not authorized and not isinstance(body, dict):
+            self._send_error_body(401, "Incorrect API key provided.", code_name="invalid_api_key")
+            return
+        if not isinstance(body, dict):
+            self._send_error_body(400, "We could not parse the JSON body of your request.")
+            return
+        inputs = _embedding_inputs(body.get("input"))
+        request = owner._record(
+            body, {k.lower(): v for k, v in self.headers.items()}, inputs=inputs or []
+        )
+        action: Action | None = None
+        if not authorized:
+            request.action = "unauthorized"
+            self._send_error_body(401, "Incorrect API key provided.", code_name="invalid_api_key")
+        elif inputs is None:
+            request.action = "input_rejected"
+            self._send_error_body(
+                400,
+                "'input' must be a non-empty string or list of strings (this test server takes "
+                "no token arrays).",
+                param="input",
+            )
+        else:
+            action = owner._choose(request)
+            request.action = _action_name(action)
+        try:
+            if action is not None:
+                self._perform(action, request)
+        finally:
+            request.finished_at = time.monotonic()
+
     def _perform(self, action: Action, request: Request) -> None:
         owner = self.server.owner
         if isinstance(action, Delay):
@@ -498,7 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif isinstance(action, Reset):
             self._reset()
         elif isinstance(action, Trickle):
-            self._trickle(action, owner._completion(action.reply, request))
+            self._trickle(action, owner._answer(action.reply, request))
         elif isinstance(action, Status):
             self._send_error_body(
                 action.code,
@@ -509,11 +589,17 @@ class _Handler(BaseHTTPRequestHandler):
                 headers=action.headers,
             )
         else:
-            self._send_json(200, owner._completion(action, request))
+            self._send_json(200, owner._answer(action, request))
 
 
 class OpenAIServer:
-    """Serve OpenAI's chat completions API on 127.0.0.1, answering as scripted.
+    """Serve OpenAI's chat completions and embeddings APIs on 127.0.0.1, answering as scripted.
+
+    Embeddings requests (`POST /v1/embeddings`) have their own record, rules and default action
+    (`embedding_requests`, `script_embeddings`, `default_embeddings`), so scripting one API never
+    consumes the other's rules. A `Reply` answers vectors from `embedding_for` (of `dimensions`
+    from the request, else `embedding_dim`), as floats or base64 as the request's
+    `encoding_format` asks; `Status`, `Reset`, `Delay` and `Trickle` behave as for chat.
 
     Args:
         api_key: The key clients must send as `Authorization: Bearer <api_key>`.
@@ -522,10 +608,13 @@ class OpenAIServer:
         latency_s: Sleep this long in every chat completions request before answering.
         schema_check: Called with the schema of a strict `json_schema` response format; any
             problem it returns answers 400 (`invalid_json_schema`), as OpenAI does.
+        embedding_dim: Length of the vectors embeddings requests get by default.
 
     Attributes:
         requests: Every chat completions request received, in arrival order.
-        max_in_flight: The most chat completions requests handled at the same time.
+        embedding_requests: Every embeddings request received, in arrival order.
+        max_in_flight: The most requests (chat completions or embeddings) handled at the same
+            time.
         connections: How many connections were accepted (keep-alive reuses them).
     """
 
@@ -536,17 +625,22 @@ class OpenAIServer:
         planner: Callable[[str], dict[str, Any] | None] | None = None,
         latency_s: float = 0.0,
         schema_check: Callable[[dict[str, Any]], list[str]] | None = None,
+        embedding_dim: int = 16,
     ) -> None:
         self.api_key = api_key
         self.planner = planner
         self.latency_s = latency_s
         self.schema_check = schema_check
+        self.embedding_dim = embedding_dim
         self.requests: list[Request] = []
+        self.embedding_requests: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.connections = 0
         self._rules: list[_Rule] = []
         self._default: Action = Reply()
+        self._embedding_rules: list[_Rule] = []
+        self._embedding_default: Action = Reply()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._open: dict[socket.socket, threading.Thread] = {}
@@ -633,12 +727,31 @@ class OpenAIServer:
         with self._lock:
             self._default = action
 
+    def script_embeddings(self, match: str | Callable[[Request], bool], *actions: Action) -> None:
+        """Answer the next embeddings requests that match with `actions`, one each, in order.
+
+        Args:
+            match: A string one of the request's `inputs` contains, or a predicate on the
+                `Request`.
+            *actions: The actions, consumed one per matching request, as in `script`.
+        """
+        with self._lock:
+            self._embedding_rules.append(_Rule(match, list(actions)))
+
+    def default_embeddings(self, action: Action) -> None:
+        """Answer embeddings requests no rule matches with `action` (initially `Reply()`)."""
+        with self._lock:
+            self._embedding_default = action
+
     def reset(self) -> None:
-        """Forget the rules, the default action, the recorded requests and the counters."""
+        """Forget the rules, the default actions, the recorded requests and the counters."""
         with self._lock:
             self._rules.clear()
             self._default = Reply()
+            self._embedding_rules.clear()
+            self._embedding_default = Reply()
             self.requests.clear()
+            self.embedding_requests.clear()
             self.max_in_flight = self.in_flight
             self.connections = 0
 
@@ -679,7 +792,27 @@ class OpenAIServer:
             return self._stopping.wait(seconds)
         return self._stopping.is_set()
 
-    def _record(self, body: dict[str, Any], headers: dict[str, str]) -> Request:
+    def _record(
+        self, body: dict[str, Any], headers: dict[str, str], *, inputs: list[str] | None = None
+    ) -> Request:
+        """Record a chat request, or an embeddings request when `inputs` is given."""
+        if inputs is not None:
+            request = Request(
+                model=str(body.get("model") or ""),
+                messages=[],
+                text="",
+                first_user_text="",
+                response_format=None,
+                temperature=None,
+                headers=headers,
+                body=body,
+                started_at=time.monotonic(),
+                endpoint="embeddings",
+                inputs=inputs,
+            )
+            with self._lock:
+                self.embedding_requests.append(request)
+            return request
         raw_messages = body.get("messages")
         messages = (
             [m for m in raw_messages if isinstance(m, dict)]
@@ -716,11 +849,37 @@ class OpenAIServer:
         return list(self.schema_check(json_schema.get("schema") or {}))
 
     def _choose(self, request: Request) -> Action:
+        embeddings = request.endpoint == "embeddings"
         with self._lock:
-            for rule in self._rules:
+            for rule in self._embedding_rules if embeddings else self._rules:
                 if rule.actions and rule.matches(request):
                     return rule.actions.pop(0)
-            return self._default
+            return self._embedding_default if embeddings else self._default
+
+    def _answer(self, reply: Reply, request: Request) -> dict[str, Any]:
+        """Return the 200 body answering `request` with `reply`."""
+        if request.endpoint == "embeddings":
+            return self._embedding_response(request)
+        return self._completion(reply, request)
+
+    def _embedding_response(self, request: Request) -> dict[str, Any]:
+        dimensions = request.body.get("dimensions")
+        dim = dimensions if isinstance(dimensions, int) and dimensions > 0 else self.embedding_dim
+        base64_wanted = request.body.get("encoding_format") == "base64"
+        data: list[dict[str, Any]] = []
+        for index, text in enumerate(request.inputs):
+            vector = embedding_for(text, dim)
+            embedding: Any = vector
+            if base64_wanted:
+                embedding = base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode("ascii")
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(max(1, len(text.split())) for text in request.inputs)
+        return {
+            "object": "list",
+            "data": data,
+            "model": request.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     def _completion(self, reply: Reply, request: Request) -> dict[str, Any]:
         if reply.refusal is not None:

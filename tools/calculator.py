@@ -868,6 +868,9 @@ _FUNCTIONS: Final[dict[str, _Function]] = {
     "pow": _Function(lambda args: _power(args[0], args[1]), 2, 2, "pow(2, 10)"),
 }
 
+FUNCTION_NAMES: Final = frozenset(_FUNCTIONS)
+"""Names of the functions an expression may call."""
+
 _OPERATOR_FUNCTIONS: Final[dict[type[ast.operator], Callable[[Number, Number], Number]]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,

@@ -170,7 +170,10 @@ def test_cache_never_serves_another_requests_literals() -> None:
     app = build_graph()
     run(app, "what is 15% of 200")
     other = run(app, "what is 15% of 300")
-    assert other["plan_source"] == "pattern" and other["answer"] == 45
+    # The same request with another number: the cached plan, re-instantiated with it.
+    assert other["plan_source"] == "cache" and other["answer"] == 45
+    assert other["cache_hit"]["level"] == "template" and "200" not in json.dumps(other["plan"])
+    assert run(app, "call the dentist")["plan_source"] != "cache"
 
 
 def test_failed_runs_are_not_cached() -> None:
@@ -183,7 +186,7 @@ def test_stale_cached_plan_is_evicted_and_replanned(tmp_path: Path) -> None:
     app = build_graph(home=str(tmp_path))
     run(app, "what is 6 times 7")
     with sqlite3.connect(tmp_path / "cache.sqlite") as conn:  # a tool was renamed since
-        conn.execute("UPDATE plans SET plan = replace(plan, 'calculator', 'abacus')")
+        conn.execute("UPDATE plan_entries SET payload = replace(payload, 'calculator', 'abacus')")
     conn.close()
     nodes = visited(app, "what is 6 times 7")
     assert nodes == [
@@ -196,7 +199,7 @@ def test_stale_cached_plan_is_evicted_and_replanned(tmp_path: Path) -> None:
         "history_recorder",
     ]
     with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
-        plan = conn.execute("SELECT plan FROM plans").fetchone()[0]
+        plan = conn.execute("SELECT payload FROM plan_entries").fetchone()[0]
     conn.close()
     assert "abacus" not in plan
 
@@ -205,7 +208,7 @@ def test_corrupt_cache_entry_is_a_miss(tmp_path: Path) -> None:
     app = build_graph(home=str(tmp_path))
     run(app, "what is 6 times 7")
     with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
-        conn.execute("UPDATE plans SET plan = '{not json'")
+        conn.execute("UPDATE plan_entries SET payload = '{not json'")
     conn.close()
     r = run(app, "what is 6 times 7")
     assert r["status"] == "completed" and r["answer"] == 42 and r["plan_source"] == "pattern"

@@ -611,10 +611,14 @@ def test_crane_run_against_an_endpoint_needs_two_variables(
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout)
     assert r["answer"] == 7 and r["plan_source"] == "llm" and r["model"] == "gpt-4o-mini"
-    text = run_crane("run", "zorp 5 and 6", env=env)
+    text = run_crane("run", "zorp 5 and 6, please", env=env)
     assert text.returncode == 0, text.stderr
     assert "Plan from the LLM planner, model gpt-4o-mini" in text.stdout
     assert "Answer: 11" in text.stdout and "120 LLM tokens, $0.000027" in text.stdout
+    # The same request with other numbers: the LLM's plan again, with the new values.
+    cached = run_crane("run", "zorp 8 and 9", env=env)
+    assert "Plan from the plan cache (template cache hit: 'zorp 3 and 4'" in cached.stdout
+    assert "Answer: 17" in cached.stdout and "LLM tokens" not in cached.stdout
 
 
 # The async tests run their own loop with asyncio.run, as a program would: pytest's anyio

@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.embeddings import FakeEmbeddings
 
-from graph.cache import SqlitePlanCache, normalize
+from graph.cache import PlanCache
+from graph.context import Context
+from graph.guard import normalize
 from graph.history import SqliteHistory
 from graph.plan import Plan
+from graph.services import open_plan_stores
 
 PLAN = Plan.model_validate(
     {
@@ -39,21 +44,74 @@ def test_normalize_keeps_distinct_requests_distinct() -> None:
     assert normalize("what is 5!") != normalize("what is 5")
 
 
+def open_cache(home: Path, embeddings: str = "hash", **settings: Any) -> PlanCache:
+    context = Context.from_env(home=str(home), embeddings=embeddings, **settings)
+    return open_plan_stores(context, home)[0]
+
+
 def test_store_lookup_evict(tmp_path: Path) -> None:
-    cache = SqlitePlanCache(tmp_path / "c.sqlite")
+    cache = open_cache(tmp_path)
     assert cache.lookup("u", "sig", "q") is None
-    cache.store("u", "sig", "q", PLAN, "run-1")
-    hit = cache.lookup("u", "sig", "q")
+    cache.store_plan("u", "sig", "q", PLAN, "run-1")
+    hit = cache.lookup("u", "sig", "q?")
     assert hit is not None and hit.plan == PLAN and hit.run_id == "run-1" and hit.level == "exact"
     assert cache.lookup("other-user", "sig", "q") is None
     assert cache.lookup("u", "other-signature", "q") is None
-    cache.evict("u", "sig", "q")
+    cache.evict(hit.entry_id)
     assert cache.lookup("u", "sig", "q") is None
 
 
 def test_cache_persists_across_instances(tmp_path: Path) -> None:
-    SqlitePlanCache(tmp_path / "c.sqlite").store("u", "s", "q", PLAN, "r")
-    assert SqlitePlanCache(tmp_path / "c.sqlite").lookup("u", "s", "q") is not None
+    open_cache(tmp_path).store_plan("u", "s", "what is 2+2", PLAN, "r")
+    reopened = open_cache(tmp_path)
+    assert reopened.lookup("u", "s", "what is 2+2").level == "exact"
+    assert reopened.lookup("u", "s", "please what is 2+2").level == "semantic"
+
+
+def test_semantic_hit_needs_the_threshold_and_equal_parameters(tmp_path: Path) -> None:
+    plan = Plan.model_validate(
+        {
+            "steps": [
+                {
+                    "step_number": 1,
+                    "tool_name": "calculator",
+                    "tool_input": {"expression": "15% * 200"},
+                }
+            ],
+            "final_goal": "x",
+        }
+    )
+    cache = open_cache(tmp_path, "local", cache_threshold=0.5)
+    cache.store_plan("u", "s", "what is 15% of 200", plan, "r1")
+    hit = cache.lookup("u", "s", "calculate 15 percent of 200")
+    assert hit is not None and hit.level == "semantic" and hit.plan == plan
+    assert hit.similarity is not None and hit.similarity >= 0.5
+    assert "similarity" in hit.reason and "same parameters" in hit.reason
+    assert cache.lookup("u", "s", "calculate 15 percent of 300") is None  # a near miss
+    strict = open_cache(tmp_path, "local", cache_threshold=0.999)
+    assert strict.lookup("u", "s", "calculate 15 percent of 200") is None
+
+
+def test_an_embedder_failure_costs_only_the_semantic_level(tmp_path: Path) -> None:
+    class Broken(FakeEmbeddings):
+        def embed_query(self, text: str) -> list[float]:
+            raise RuntimeError("endpoint down")
+
+    context = Context.from_env(home=str(tmp_path))
+    cache = open_plan_stores(context, tmp_path, Broken(size=8))[0]
+    cache.store_plan("u", "s", "what is 2+3", PLAN, "r1")  # stored unembedded
+    assert cache.lookup("u", "s", "what is 2+3").level == "exact"
+    assert cache.lookup("u", "s", "please what is 2+3") is None
+
+
+def test_entries_expire_and_the_cap_keeps_the_most_recently_used(tmp_path: Path) -> None:
+    cache = open_cache(tmp_path, cache_max_entries=2)
+    for i in range(3):
+        cache.store_plan("u", "s", f"request {i}", PLAN, f"r{i}")
+        cache.lookup("u", "s", "request 0")  # keeps request 0 in use
+    assert cache.lookup("u", "s", "request 0") is not None
+    assert cache.lookup("u", "s", "request 1") is None
+    assert cache.lookup("u", "s", "request 2") is not None
 
 
 def test_history_record_and_recent(tmp_path: Path) -> None:

@@ -49,6 +49,42 @@ def test_invalid_settings_are_refused_early(var: str, value: str) -> None:
         Context.from_env({var: value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "local",
+        "local:/models/mini",
+        "openai",
+        "openai:text-embedding-3-large",
+        "fastembed:m",
+        "hash",
+    ],
+)
+def test_embeddings_forms_are_accepted(value: str) -> None:
+    assert Context.from_env({"CRANE_EMBEDDINGS": value}).embeddings == value
+
+
+def test_embeddings_default_is_local() -> None:
+    assert Context.from_env({}).embeddings == "local"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("bert", "not a known embeddings provider"),
+        ("local:models/mini", "absolute path"),
+        ("openai:", "needs a model name"),
+        ("fastembed", "needs a model name"),
+    ],
+)
+def test_invalid_embeddings_say_why(value: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError, match="CRANE_EMBEDDINGS") as caught:
+        Context.from_env({"CRANE_EMBEDDINGS": value})
+    assert reason in str(caught.value)
+    with pytest.raises(ConfigurationError, match=reason):
+        Context.from_env({}, embeddings=value)
+
+
 # --- LLM rate, retry, breaker and budget settings ---------------------------------------------
 
 from graph.errors import ConfigurationError  # noqa: E402

@@ -4,7 +4,13 @@ import pickle
 
 import pytest
 
-from graph.errors import AgentError, PlanValidationError, ToolError, UnknownToolError
+from graph.errors import (
+    AgentError,
+    EmbeddingsError,
+    PlanValidationError,
+    ToolError,
+    UnknownToolError,
+)
 from tools.calculator import CalculatorError
 from tools.todo_store import TodoError
 
@@ -15,6 +21,7 @@ from tools.todo_store import TodoError
         ToolError("calculator", "syntax", "Bad."),
         UnknownToolError("abacus", ["calculator"]),
         PlanValidationError(["a", "b"]),
+        EmbeddingsError("the embeddings endpoint answered HTTP 500: Scripted error."),
         CalculatorError("division_by_zero", "Division by zero is undefined."),
         TodoError("not_found", "You have no todo with id 7."),
     ],

@@ -44,12 +44,31 @@ def test_miss_normalizes_and_strips_control_characters(services: Any) -> None:
 
 
 def test_hit_returns_the_plan_for_revalidation(services: Any) -> None:
-    services.cache.store("default", services.signature, "what is 2+2", PLAN, "r1")
+    services.cache.store_plan("default", services.signature, "what is 2+2", PLAN, "r1")
     update = cache_lookup(State(prompt="what is 2+2?"), services=services)
     assert update["plan"] == PLAN and update["plan_source"] == "cache"
+    assert update["cache_hit"]["level"] == "exact" and update["cache_hit"]["run_id"] == "r1"
+    assert update["route_reason"] == update["cache_hit"]["reason"]
+    assert isinstance(update["cache_entry_id"], int) and update["examples"] == []
     assert (
         cache_lookup(State(prompt="what is 2+2?", user_id="other"), services=services).get("plan")
         is None
+    )
+
+
+def test_template_hit_carries_the_new_values(services: Any) -> None:
+    two_plus_three = PLAN.model_copy(
+        update={"steps": [PLAN.steps[0].model_copy(update={"tool_input": {"expression": "2+3"}})]}
+    )
+    services.cache.store_plan("default", services.signature, "what is 2+3", two_plus_three, "r1")
+    update = cache_lookup(State(prompt="what is 3+4"), services=services)
+    assert update["plan"].steps[0].tool_input == {"expression": "3+4"}
+    assert update["cache_hit"]["level"] == "template"
+    assert "3 for 2, 4 for 3" in update["cache_hit"]["reason"]
+    # "2+2" uses one value twice: which 2 is which cannot be told, so no template hit.
+    services.cache.store_plan("u2", services.signature, "what is 2+2", PLAN, "r2")
+    assert (
+        cache_lookup(State(prompt="what is 5+7", user_id="u2"), services=services)["plan"] is None
     )
 
 
@@ -57,8 +76,26 @@ def test_cache_can_be_turned_off(tmp_path: Any) -> None:
     from tests.fakes import make_services
 
     services = make_services(tmp_path, cache_enabled=False)
-    services.cache.store("default", services.signature, "what is 2+2", PLAN, "r1")
+    services.cache.store_plan("default", services.signature, "what is 2+2", PLAN, "r1")
     assert cache_lookup(State(prompt="what is 2+2"), services=services)["plan"] is None
+
+
+def test_a_miss_gathers_examples_only_when_an_llm_plans(tmp_path: Any) -> None:
+    from tests.fakes import fake_model, make_services
+
+    offline = make_services(tmp_path / "a")
+    offline.examples.add("default", offline.signature, "what is 2+2", PLAN, "r1")
+    assert cache_lookup(State(prompt="what is 2 + 2 then"), services=offline)["examples"] == []
+    online = make_services(tmp_path / "b", {"fast": fake_model()})
+    online.examples.add("default", online.signature, "what is 2+2", PLAN, "r1")
+    examples = cache_lookup(State(prompt="what is 2 + 2 then"), services=online)["examples"]
+    assert [(e["request"], e["run_id"]) for e in examples] == [("what is 2+2", "r1")]
+    assert examples[0]["plan"] == PLAN.model_dump()
+    other_user = State(prompt="what is 2 + 2 then", user_id="other")
+    assert cache_lookup(other_user, services=online)["examples"] == []
+    off = make_services(tmp_path / "c", {"fast": fake_model()}, examples_enabled=False)
+    off.examples.add("default", off.signature, "what is 2+2", PLAN, "r1")
+    assert cache_lookup(State(prompt="what is 2 + 2 then"), services=off)["examples"] == []
 
 
 def test_a_broken_cache_is_a_miss(services: Any) -> None:

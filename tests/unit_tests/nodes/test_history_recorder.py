@@ -51,7 +51,11 @@ def test_completed_response_follows_the_contract(services: Any) -> None:
     assert response["latency_ms"] >= 0 and response["model"] is None
     json.dumps(response)
     assert services.history.runs[0]["status"] == "completed"
-    assert services.cache.entries  # validated and executed: cached
+    # validated and executed: cached, and an example for the LLM from now on
+    hit = services.cache.lookup("default", services.signature, "2+2")
+    assert hit is not None and hit.run_id == response["run_id"]
+    example = services.examples.similar("default", services.signature, "2+2", 3)
+    assert [e.run_id for e in example] == [response["run_id"]]
 
 
 def test_failed_run_is_recorded_not_cached(services: Any) -> None:
@@ -64,19 +68,27 @@ def test_failed_run_is_recorded_not_cached(services: Any) -> None:
     )
     response = history_recorder(state, services=services)["response"]
     assert response["status"] == "failed" and response["error_type"] == "tool_error"
-    assert services.cache.entries == {}
+    assert services.cache.lookup("default", services.signature, "2+2") is None
+    assert services.examples.similar("default", services.signature, "2+2", 3) == []
 
 
-def test_cached_plan_that_fails_is_evicted(services: Any) -> None:
-    services.cache.store("default", services.signature, "2+2", PLAN, "r0")
+def test_cached_plan_that_fails_is_evicted_and_its_run_stops_being_an_example(
+    services: Any,
+) -> None:
+    services.cache.store_plan("default", services.signature, "2+2", PLAN, "r0")
+    services.examples.add("default", services.signature, "2+2", PLAN, "r0")
+    hit = services.cache.lookup("default", services.signature, "2+2")
     state = done(
         plan_source="cache",
+        cache_hit=hit.as_dict(),
+        cache_entry_id=hit.entry_id,
         steps=[STEP | {"ok": False, "error": "x"}],
         error="x",
         error_type="tool_error",
     )
     history_recorder(state, services=services)
-    assert services.cache.entries == {}
+    assert services.cache.lookup("default", services.signature, "2+2") is None
+    assert services.examples.similar("default", services.signature, "2+2", 3) == []
 
 
 def test_rejected_rule_plan_reports_the_validation_errors(services: Any) -> None:

@@ -78,23 +78,22 @@ def test_invalid_plans(services: Any, p: Plan | None, fragment: str) -> None:
     assert errors and any(fragment in e for e in errors), errors
 
 
+def cached(services: Any, p: Plan) -> State:
+    services.cache.store_plan("default", services.signature, "q", p, "r0")
+    hit = services.cache.lookup("default", services.signature, "q")
+    return State(plan=hit.plan, plan_source="cache", normalized="q", cache_entry_id=hit.entry_id)
+
+
 def test_node_writes_errors_and_evicts_stale_cache_entries(services: Any) -> None:
-    bad = plan((1, "abacus", {}))
-    services.cache.store("default", services.signature, "q", bad, "r0")
-    update = validator(State(plan=bad, plan_source="cache", normalized="q"), services=services)
-    assert update["validation_errors"] and services.cache.entries == {}
+    update = validator(cached(services, plan((1, "abacus", {}))), services=services)
+    assert update["validation_errors"]
+    assert services.cache.lookup("default", services.signature, "q") is None
 
 
 def test_node_keeps_cache_for_valid_plans(services: Any) -> None:
     good = plan((1, "calculator", {"expression": "1+1"}))
-    services.cache.store("default", services.signature, "q", good, "r0")
-    assert (
-        validator(State(plan=good, plan_source="cache", normalized="q"), services=services)[
-            "validation_errors"
-        ]
-        == []
-    )
-    assert services.cache.entries
+    assert validator(cached(services, good), services=services)["validation_errors"] == []
+    assert services.cache.lookup("default", services.signature, "q") is not None
 
 
 @pytest.mark.parametrize(
