@@ -1,7 +1,7 @@
 """Calibrate the semantic cache threshold on the labeled pairs and report hit rates and wrong hits.
 
 Run: `.venv/bin/python -m bench.cache_calibration [--embeddings local]`. Writes
-`bench/results/cache_calibration.{md,json}`.
+`bench/results/cache_calibration.{md,json}` and the table in the README.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from tests.cache_eval import calibrate, evaluate, hit_rate, open_cache, unrelate
 from tests.cache_pairs import PAIRS
 
 RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent.parent / "README.md"
+BEGIN, END = "<!-- cache-calibration -->", "<!-- /cache-calibration -->"
 
 
 def run(embeddings: str) -> dict[str, Any]:
@@ -41,10 +43,12 @@ def run(embeddings: str) -> dict[str, Any]:
         "calibrated_threshold": threshold,
         "configured_threshold": DEFAULT_CACHE_THRESHOLD,
         "unrelated_max_similarity": round(unrelated, 3),
-        "paraphrase_hit_rate": round(hit_rate(results, threshold), 3),
-        "paraphrase_levels": levels(paraphrases, threshold),
-        "near_miss_levels": levels(misses, threshold),
-        "wrong_hits": sum(r.wrong_at(threshold) for r in results),
+        "paraphrase_hit_rate": round(hit_rate(results, DEFAULT_CACHE_THRESHOLD), 3),
+        "paraphrase_levels": levels(paraphrases, DEFAULT_CACHE_THRESHOLD),
+        "near_miss_levels": levels(misses, DEFAULT_CACHE_THRESHOLD),
+        "wrong_hits": sum(r.wrong_at(DEFAULT_CACHE_THRESHOLD) for r in results),
+        "paraphrase_hit_rate_at_calibrated": round(hit_rate(results, threshold), 3),
+        "wrong_hits_at_calibrated": sum(r.wrong_at(threshold) for r in results),
         "wrong_hits_without_threshold": sum(r.wrong_at(-1.0) for r in results),
         "similarity_median": {
             "paraphrase": round(median(r.similarity for r in paraphrases), 3),
@@ -71,11 +75,16 @@ def markdown(report: dict[str, Any]) -> str:
             f"{report['similarity_median']['paraphrase']} / {report['similarity_median']['near_miss']}",
         ),
         (
-            "paraphrases served from the cache",
+            "paraphrases served at the configured threshold",
             f"{report['paraphrase_hit_rate']:.0%} {report['paraphrase_levels']}",
         ),
         ("near misses served (re-instantiated templates only)", report["near_miss_levels"]),
-        ("wrong hits at the threshold", report["wrong_hits"]),
+        ("wrong hits at the configured threshold", report["wrong_hits"]),
+        (
+            "paraphrases served / wrong hits at the calibrated threshold",
+            f"{report['paraphrase_hit_rate_at_calibrated']:.0%} / "
+            f"{report['wrong_hits_at_calibrated']}",
+        ),
         ("wrong hits with no threshold at all", report["wrong_hits_without_threshold"]),
     ]
     lines = [
@@ -97,6 +106,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cache_calibration.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "cache_calibration.md").write_text(markdown(report))
+    readme = README.read_text()
+    if BEGIN in readme and END in readme:  # the README quotes the latest table
+        head, rest = readme.split(BEGIN, 1)
+        table = markdown(report).split("\n", 2)[2]
+        README.write_text(f"{head}{BEGIN}\n{table}{END}{rest.split(END, 1)[1]}")
     print(markdown(report))  # noqa: T201
 
 
