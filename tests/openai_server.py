@@ -483,8 +483,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             owner._leave()
 
-    def _chat_completions(self, raw: bytes) -> None:
-        owner = self.server.owner
+    def _json_body(self, raw: bytes) -> tuple[dict[str, Any] | None, bool]:
+        """Return the request's JSON object and whether it is authorized; None: answered already.
+
+        A body that is not a JSON object is refused as OpenAI does: 401 before 400.
+        """
         try:
             body = json.loads(raw or b"null")
         except ValueError:
@@ -492,13 +495,20 @@ class _Handler(BaseHTTPRequestHandler):
         authorized = self._authorized()
         if not authorized and not isinstance(body, dict):
             self._send_error_body(401, "Incorrect API key provided.", code_name="invalid_api_key")
-            return
+            return None, authorized
         if not isinstance(body, dict):
             self._send_error_body(
                 400,
                 "We could not parse the JSON body of your request. (HINT: This likely means you "
                 "aren't using your HTTP library correctly.)",
             )
+            return None, authorized
+        return body, authorized
+
+    def _chat_completions(self, raw: bytes) -> None:
+        owner = self.server.owner
+        body, authorized = self._json_body(raw)
+        if body is None:
             return
         request = owner._record(body, {k.lower(): v for k, v in self.headers.items()})
         owner._wait(owner.latency_s)
@@ -533,16 +543,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embeddings(self, raw: bytes) -> None:
         owner = self.server.owner
-        try:
-            body = json.loads(raw or b"null")
-        except ValueError:
-            body = None
-        authorized = self._authorized()
-        if not authorized and not isinstance(body, dict):
-            self._send_error_body(401, "Incorrect API key provided.", code_name="invalid_api_key")
-            return
-        if not isinstance(body, dict):
-            self._send_error_body(400, "We could not parse the JSON body of your request.")
+        body, authorized = self._json_body(raw)
+        if body is None:
             return
         inputs = _embedding_inputs(body.get("input"))
         request = owner._record(

@@ -97,16 +97,22 @@ def test_local_paraphrases_score_higher_than_unrelated_texts(local: OnnxEmbeddin
     assert far < 0.3  # about 0.06
 
 
-def test_local_loads_lazily_and_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[int] = []
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count model loads, starting from no model shared in this process."""
+    count: list[int] = []
     real_open = OnnxEmbeddings._open
 
     def counting_open(self: OnnxEmbeddings) -> Any:
-        opened.append(1)
+        count.append(1)
         return real_open(self)
 
     monkeypatch.setattr(OnnxEmbeddings, "_open", counting_open)
     monkeypatch.setattr(embeddings_module, "_SHARED", weakref.WeakValueDictionary())
+    return count
+
+
+def test_local_loads_lazily_and_once(opened: list[int]) -> None:
     embedder = make_embeddings("local")
     assert isinstance(embedder, OnnxEmbeddings) and not embedder.loaded and opened == []
     embedder.embed_query("a")
@@ -114,16 +120,7 @@ def test_local_loads_lazily_and_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert embedder.loaded and opened == [1]
 
 
-def test_runtimes_of_a_process_share_one_loaded_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[int] = []
-    real_open = OnnxEmbeddings._open
-
-    def counting_open(self: OnnxEmbeddings) -> Any:
-        opened.append(1)
-        return real_open(self)
-
-    monkeypatch.setattr(OnnxEmbeddings, "_open", counting_open)
-    monkeypatch.setattr(embeddings_module, "_SHARED", weakref.WeakValueDictionary())
+def test_runtimes_of_a_process_share_one_loaded_model(opened: list[int]) -> None:
     first, second = make_embeddings("local"), make_embeddings("local")
     assert first.embed_query("a") == second.embed_query("a")
     assert opened == [1]
@@ -133,17 +130,10 @@ def test_runtimes_of_a_process_share_one_loaded_model(monkeypatch: pytest.Monkey
     assert opened == [1, 1]
 
 
-def test_local_is_thread_safe_and_loads_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_is_thread_safe_and_loads_once(opened: list[int]) -> None:
     expected = make_embeddings("local").embed_documents(TEXTS)
-    opened: list[int] = []
-    real_open = OnnxEmbeddings._open
-
-    def counting_open(self: OnnxEmbeddings) -> Any:
-        opened.append(1)
-        return real_open(self)
-
-    monkeypatch.setattr(OnnxEmbeddings, "_open", counting_open)
-    monkeypatch.setattr(embeddings_module, "_SHARED", weakref.WeakValueDictionary())
+    opened.clear()  # loading `expected` counted
+    embeddings_module._SHARED.clear()
     shared = make_embeddings("local")  # its first use is concurrent: the load must happen once
     start = threading.Barrier(8)
     results: dict[int, tuple[list[list[float]], list[list[float]]]] = {}
