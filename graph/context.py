@@ -12,7 +12,7 @@ from typing import Any, get_type_hints
 from graph.embeddings import FORMS, check_embeddings_spec
 from graph.errors import ConfigurationError
 
-DEFAULT_CACHE_THRESHOLD = 0.55
+DEFAULT_CACHE_THRESHOLD = 0.65
 """Calibrated on the labeled pairs in `tests/cache_pairs.py` (see `bench/cache_calibration.py`)."""
 
 EMBEDDINGS = FORMS

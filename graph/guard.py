@@ -3,18 +3,32 @@
 Embeddings cannot tell "what is 15% of 200" from "what is 15% of 300", "call the dentist" from
 "call the plumber", or "complete todo 3" from "delete todo 3": they score such near-misses as
 high as paraphrases. So a cached plan is only ever served through one of three checks, each on
-the request's text, never on a similarity score alone:
+the request's text, never on a similarity score alone. A check passes only where planning the
+new request from scratch (with the rule planner, `graph.pattern_planner`) provably gives the
+same plan; anything it cannot tell is a miss.
 
 - **exact**: the normalized requests are equal, so the plan is reused as it is;
-- **template**: the requests are equal once their values (numbers in digits or words, quoted
-  text) are masked as slots, and every literal of the cached plan traces to exactly one slot
-  and every slot to exactly one literal; the plan is then rewritten with the new request's
-  values. Anything the trace cannot explain (a `2` the plan wrote for "squared", a slot value
-  used twice, a digit inside a word) means no template hit;
+- **template**: the requests are equal once their numbers (ASCII digits or words) and quoted
+  texts are masked as slots, every literal of the cached plan traces to exactly one slot and
+  every slot to exactly one literal, and each new number is written like the old one (words
+  for words; digits with the same grouping, decimal point and leading zero). The plan is then
+  rewritten with the new request's numbers. Anything the trace cannot explain (a `2` the plan
+  wrote for "squared", a slot value used twice, a digit inside a word) means no template hit,
+  and so do the values whose reading depends on what they are: a quoted text that changes
+  ("'tomorrow'" is no todo, "'todo 3'" names one by number), the number 1 in a calculation
+  taking or losing its place, digits of another length in a todo text ("12 pm" is a time,
+  "123 pm" is not), a todo id not in plain digits, "hundred and" (one number or two?) and
+  "N-M%" (a range when N < M);
 - **semantic**: the embedding neighbour is close enough *and* the requests' parameters are
-  equal: the same values in the same order, the same operators and action verbs (synonyms
-  folded: "remove" is "delete", "%" is "percent"), the same negations and the same remaining
-  words, case included (a todo keeps the person's casing). Only filler words are dropped.
+  equal. A calculation made only of numbers, operators and a few words ("of", "and", "average")
+  is compared after folding question words ("what's", "calculate") and operators in words
+  ("percent" after a number is "%", "times" is "*"), the way the planner itself folds them;
+  any other request as typed, after leading politeness ("please", "can you") and with a few
+  whole-request forms folded where one planner rule reads both with the same todo text
+  ("remove X" is "delete X", "mark X as done" is "complete X", "remind me to X" is "add a
+  todo to X"). Numbers are compared as typed, and no other word is dropped: a todo keeps every
+  word of its text ("the", "please", "finish"), and the planner refuses words it does not
+  expect ("what is 2 plus the 2").
 
 A plan that comes out of the template level holds no literal of the old request: every literal
 was replaced, and its `final_goal` and `reasoning`, which may quote the old values, are replaced
@@ -25,7 +39,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from graph.pattern_planner import number_word_runs
@@ -35,8 +48,10 @@ from tools.calculator import FUNCTION_NAMES
 SlotKind = Literal["number", "quote"]
 
 _QUOTE = re.compile(r"""(?<!\w)(["“”]|'|‘|’)([^"“”'‘’\n]{1,200}?)(["“”]|'|’|‘)(?!\w)""")
+# ASCII digits only: the calculator reads no other digits ("５" is refused), so another script's
+# digit stays part of the template instead of becoming a value.
 _DIGITS = re.compile(
-    r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])|(?<![\w.])\.\d+(?![\w])"
+    r"(?<![\w.,])(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?!\w)|(?<![\w.])\.[0-9]+(?!\w)"
 )
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -84,36 +99,42 @@ class Shape:
 
     slots: tuple[Slot, ...]
     params: tuple[tuple[str, str], ...]
-    """The semantic parameters: `(kind, value)` tokens in order (see the module docstring)."""
+    """The semantic parameters: `("calculation", folded text)` (and `("asked", ...)` when no
+    operator says it is a calculation) or `("text", the request as typed, frame folded)`."""
 
 
 def canonical_number(text: str) -> str:
-    """Return a number's canonical digits: "1,000" and "1000.0" are "1000", ".5" is "0.5"."""
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
+    """Return a number's canonical digits: "1,000" and "1000.0" are "1000", ".5" is "0.5".
+
+    Exact for any length (no rounding to a decimal context's precision); anything that is not
+    a number in ASCII digits comes back as it is.
+    """
+    m = re.fullmatch(r"([0-9]*)(?:\.([0-9]+))?", text.replace(",", ""))
+    if m is None or not (m[1] or m[2]):
         return text
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
+    whole, fraction = m[1].lstrip("0") or "0", (m[2] or "").rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
 
 
 def find_slots(text: str) -> list[Slot]:
     """Return the request's values in order: quoted texts, then numbers outside them."""
     slots: list[Slot] = []
-    taken: list[tuple[int, int]] = []
+    taken = bytearray(len(text))  # a flag per character: linear however many values there are
+
+    def free(start: int, end: int) -> bool:
+        return not any(taken[start:end])
+
+    def take(start: int, end: int) -> None:
+        taken[start:end] = b"\x01" * (end - start)
+
     for m in _QUOTE.finditer(text):
         if m[2].strip():
             slots.append(Slot("quote", m[2], m[2], m.start(2), m.end(2)))
-            taken.append((m.start(), m.end()))
-
-    def free(start: int, end: int) -> bool:
-        return all(end <= a or start >= b for a, b in taken)
-
+            take(m.start(), m.end())
     for m in _DIGITS.finditer(text):
         if free(m.start(), m.end()):
             slots.append(Slot("number", m[0], canonical_number(m[0]), m.start(), m.end()))
-            taken.append((m.start(), m.end()))
+            take(m.start(), m.end())
     lowered = text.translate(_ASCII_LOWER)  # same length: offsets stay valid
     for start, end, value in number_word_runs(lowered):
         if free(start, end):
@@ -201,15 +222,73 @@ def _trace_string(
     return found
 
 
+# The rule planner reads "one hundred and five" as 105 but "twenty and five" as two numbers, and
+# "20-15%" as 20 minus 15% but "10-15%" as a range of percentages (refused): with such a
+# template, which values come in decides how the request is read.
+_SCALE_AND = re.compile(r"\b(?:hundred|thousand|million|billion|trillion)\s+and\b", re.I)
+_RANGE = re.compile(rf"{_NUMBER_MARK}-{_NUMBER_MARK}\s*(?:%|per\s*cent|pct)", re.I)
+_INTEGER = re.compile(r"0|[1-9][0-9]*")
+
+
+def _form(slot: Slot) -> tuple[bool, ...]:
+    """Return how a number is written, as far as a planner can tell two writings apart.
+
+    Words or digits ("five!" is 5 with an exclamation, "5!" a factorial), a thousands grouping
+    and whether a group starts with a non-zero digit ("1,200" may be a list of two numbers,
+    "1,000" is not), a decimal point, a leading zero ("007", which the calculator refuses),
+    and a bare decimal point (".5").
+    """
+    text = slot.surface
+    if not text[:1].isdigit() and text[:1] != ".":
+        return (True,)
+    return (
+        False,
+        "," in text,
+        re.search(r",[1-9]", text) is not None,
+        "." in text,
+        re.match(r"0[0-9]", text) is not None,
+        text.startswith("."),
+    )
+
+
+def _digit_shape(text: str) -> str:
+    return re.sub(r"[0-9]", "9", text)
+
+
+def _same_use(old: Slot, new: Slot, whole: bool, is_expression: bool) -> bool:
+    """Tell whether `new` may take `old`'s place in one literal of the plan."""
+    if is_expression:
+        # The planner reads the number 1 alone specially ("1 + 5%" is read, "2 + 5%" is not).
+        return (old.value == "1") == (new.value == "1")
+    if whole:
+        # A field that is just the number, such as a todo id: the planner writes plain digits.
+        return all(_INTEGER.fullmatch(s.surface) for s in (old, new))
+    if _form(old)[0]:
+        return old.surface == new.surface  # number words in a todo text are kept as words
+    # Digits in a todo text are copied, but their length decides whether "12 pm" is a time (no
+    # todo) and "123 pm" is not: only the same shape of digits is certainly read the same way.
+    return _digit_shape(old.surface) == _digit_shape(new.surface)
+
+
 def instantiate(plan: Plan, cached: Shape, new: Shape) -> Plan | None:
     """Return `plan` rewritten with `new`'s values, or None when it cannot be done safely.
 
-    `cached` is the request the plan was made for; the two must share a template.
+    `cached` is the request the plan was made for; the two must share a template, and each
+    number must be written the same way (see `_form`). A quoted text must be the same on both
+    sides: what it says can change how the whole request is read ("'tomorrow'" is no todo,
+    "'todo 3'" names one by number, "'x then show my list'" is two requests).
     """
     if cached.template != new.template or len(cached.slots) != len(new.slots):
         return None
-    if any(a.kind != b.kind for a, b in zip(cached.slots, new.slots, strict=True)):
+    if _RANGE.search(cached.template) or any(
+        _SCALE_AND.search(s.normalized) for s in (cached, new)
+    ):
         return None
+    for a, b in zip(cached.slots, new.slots, strict=True):
+        if a.kind != b.kind or (a.kind == "quote" and a.surface != b.surface):
+            return None
+        if a.kind == "number" and _form(a) != _form(b):
+            return None
     masked = cached.template.lower()
     for slot in cached.slots:
         # A quote whose words also appear outside it could be where the plan's text came from.
@@ -217,16 +296,20 @@ def instantiate(plan: Plan, cached: Shape, new: Shape) -> Plan | None:
             return None
     literals: list[_Literal] = []
     for index, step in enumerate(plan.steps):
+        is_expression = step.tool_name == "calculator"
         for key, value in step.tool_input.items():
             if value is None or isinstance(value, bool):
                 continue
             if not isinstance(value, str):
                 return None  # a bare number or a structure: not a schema the tools use
-            traced = _trace_string(
-                value, (index, key), cached.slots, step.tool_name == "calculator"
-            )
+            traced = _trace_string(value, (index, key), cached.slots, is_expression)
             if traced is None:
                 return None
+            for lit in traced:
+                old, replacement = cached.slots[lit.slot], new.slots[lit.slot]
+                whole = lit.start == 0 and lit.end == len(value)
+                if old.kind == "number" and not _same_use(old, replacement, whole, is_expression):
+                    return None
             literals += traced
     used = [lit.slot for lit in literals]
     if sorted(used) != list(range(len(cached.slots))):
@@ -261,90 +344,147 @@ def _rewrite(plan: Plan, literals: list[_Literal], new: Shape) -> Plan:
 
 
 # --- Semantic level: the parameters two requests must share ----------------------------------
+#
+# A todo keeps the words the person typed, anywhere in the request ("remind me to call the
+# dentist please" has "please" in its text, "remind me to finish the report" has "finish"), and
+# the rule planner refuses words it does not expect ("what is 2 plus the 2"). So no word is
+# dropped or folded just because it usually carries no meaning: a request's parameters are its
+# text, rewritten only where the rule planner provably reads both forms the same way.
 
-_PHRASES = [
-    (re.compile(p, re.I), r)
-    for p, r in (
-        (r"\bper\s*cent\b|\bpercent(?:age)?\b|\bpct\b", " % "),
-        (r"\bdivided\s+by\b|\bover\b|÷", " / "),
-        (r"\bmultiplied\s+by\b|×|(?<=\ue000)\s*x\s*(?=\ue000)", " * "),
-        (r"\bto\s+the\s+power\s+of\b|\braised\s+to(?:\s+the\s+power\s+of)?\b|\*\*", " ^ "),
-        (r"\bsquare\s+root\s+of\b|\bsquare\s+root\b|√", " sqrt "),
-        (r"\bcube\s+root\s+of\b|\bcube\s+root\b", " cbrt "),
-        (
-            r"\bmark(?:ed)?\b(.+?)\b(?:as\s+)?(?:done|complete|completed|finished)\b",
-            r" complete \1 ",
+# Politeness the planner strips from the start of any request (a subset of its own list).
+_POLITE = re.compile(
+    r"^(?:(?:please|pls|plz|kindly)\b\s*|(?:can|could|would|will)\s+you\s+(?:please\s+)?)", re.I
+)
+# A request's first word, where each of these names one rule of the planner. "show" and "get"
+# differ before "me" ("show me 2+2" is a calculation) and "rid" ("get rid of" deletes).
+_OPENING = [
+    (re.compile(r"^(?:delete|remove|erase)(?=\s)", re.I), "delete"),
+    (re.compile(r"^complete(?=\s)", re.I), "complete"),
+    (re.compile(r"^(?:show|get)(?=\s)(?!\s+(?:me|rid)\b)", re.I), "show"),
+]
+# Whole-request forms the planner reads with one rule and the same todo text X, kept as typed,
+# when X is one clause: "mark X as done" and "tick off X" are "complete X"; "remind me to X",
+# "add a task to X" and "new todo: X" are "add a todo to X". X must not hold what another rule
+# of the planner would read first: "off" or a closing "done" ("tick off X off", "tick off X
+# done"), or a word naming the list ("remind me to put it on the list" is another rule).
+_WHOLE = [
+    (
+        re.compile(r"mark\s+(.+?)\s+(?:as\s+)?(?:done|complete|completed|finished)", re.I),
+        "complete ",
+    ),
+    (re.compile(r"(?:tick|check|cross|strike)\s+off\s+(.+)", re.I), "complete "),
+    (
+        re.compile(
+            r"(?:remind\s+me\s+to|add\s+an?\s+(?:todo|task)\s+to|new\s+todo\s*:)\s*(.+)", re.I
         ),
-        (r"\btick\b(.+?)\boff\b|\bcheck\b(.+?)\boff\b|\bcross\b(.+?)\boff\b", r" complete \1\2\3 "),
-        (r"\bwhat\s+is\b|\bwhat's\b|\bwhats\b|\bhow\s+much\s+is\b|\bwork\s+out\b", " "),
-        (r"\bcan\s+you\b|\bcould\s+you\b|\bwould\s+you\b|\bplease\b|\bkindly\b", " "),
+        "add a todo to ",
+    ),
+]
+_SEPARATOR = re.compile(r"[;,]|\b(?:and|then|also|after)\b", re.I)
+_NOT_IN_X = re.compile(
+    r"\boff\b|\b(?:done|complete|completed|finished|checked|ticked)$"
+    r"|\b(?:to-?dos?|to\s+dos?|tasks?|items?|reminders?|lists?|notes?)\b",
+    re.I,
+)
+
+# A calculation: question words first (whether any was asked matters only without an operator:
+# "5" is refused, "what is 5" is not), then operators in words or symbols.
+_ASK = re.compile(
+    r"^(?:(what(?:'s|s|\s+is)|how\s+much\s+is|calculate|compute|evaluate|work\s+out)|the)\b\s*"
+)
+# In the planner's order and with its conditions: "percent" only right after a number and not
+# before one ("15 percent 80" stays), "x" only between numbers, then words for operators.
+_CALC_FOLDS = [
+    (re.compile(p), r)
+    for p, r in (
+        (
+            rf"(?<=[{_NUMBER_MARK})])\s*(?:percent|per\s+cent|pct)\b"
+            rf"(?!\s*(?:[{_NUMBER_MARK}.(]|(?:pi|e|tau)\b))",
+            "%",
+        ),
+        (r"×", "*"),
+        (r"÷", "/"),
+        (r"\bmultiplied\s+by\b|\btimes\b", " * "),
+        (rf"(?<=[{_NUMBER_MARK})%])\s+x\s*(?=[{_NUMBER_MARK}(-])", " * "),
+        (r"\bdivided\s+by\b", " / "),
+        (r"\bplus\b", " + "),
+        (r"\bminus\b", " - "),
+        (r"\bto\s+the\s+power\s+of\b|\^", " ** "),
+        (r"\bsquare\s+root(?:\s+of)?\b", " sqrt "),
+        (r"\bmean(?=\s+of\b)", "average"),
+        (r"\b(?:maximum|largest|biggest|greatest|highest)(?=\s+of\b)", "max"),
+        (r"\b(?:minimum|smallest|lowest|least)(?=\s+of\b)", "min"),
+        # Spaces around these operators change nothing; around "-" and "%" they do ("10-15%"
+        # is a range, "15% 80" is refused while "15 % 80" is a remainder).
+        (r"\s*(\*\*|[+*/])\s*", r" \1 "),
+        (r"\s+", " "),
     )
 ]
-_TOKEN = re.compile(rf"[{_NUMBER_MARK}{_QUOTE_MARK}]|\w+(?:['’]\w+)*|[^\w\s]")
-
-FILLER = frozenset(
-    """a an the is are be was what whats tell me i i'd i'm want would like to for us my our
-    calculate compute evaluate find give solve result answer value just quickly now thanks
-    thank you pls hey hi ok okay . ? : “ ” " '""".split()
+_CALC_WORDS = frozenset(
+    "of and by increase decrease sqrt average median max min sum squared cubed".split()
 )
-"""Words that never change a plan: dropped before comparing parameters. Deliberately short:
-any word not here must be equal in both requests."""
+_CALC_OPERATORS = frozenset("+ - * ** / % ! sqrt average median max min sum squared cubed".split())
+_CALC_TOKEN = re.compile(rf"{_NUMBER_MARK}|\*\*|[a-z]+|\S")
+_CALC_SYMBOLS = frozenset("+ - * ** / % ! ( ) , .".split())
 
-SYNONYMS: dict[str, tuple[str, str]] = {
-    **dict.fromkeys("+ plus".split(), ("op", "+")),
-    **dict.fromkeys("- minus".split(), ("op", "-")),
-    **dict.fromkeys("* times".split(), ("op", "*")),
-    "/": ("op", "/"),
-    "^": ("op", "^"),
-    "%": ("op", "%"),
-    **dict.fromkeys("sqrt".split(), ("op", "sqrt")),
-    **dict.fromkeys("average mean avg".split(), ("op", "average")),
-    **dict.fromkeys("max maximum largest biggest highest".split(), ("op", "max")),
-    **dict.fromkeys("min minimum smallest lowest".split(), ("op", "min")),
-    **dict.fromkeys("add create new note".split(), ("act", "add")),
-    **dict.fromkeys("complete finish tick done".split(), ("act", "complete")),
-    **dict.fromkeys("delete remove erase drop".split(), ("act", "delete")),
-    **dict.fromkeys("show display view see get".split(), ("act", "show")),
-    **dict.fromkeys(
-        "todo todos to-do task tasks reminder reminders item items list".split(), ("noun", "todo")
-    ),
-    **dict.fromkeys(
-        "not no never without don't dont doesn't isn't aren't won't".split(), ("neg", "not")
-    ),
-}
-"""Words folded to one meaning. Only unambiguous synonyms: "check" or "put" stay themselves."""
+
+def _calculation(masked: str, surfaces: list[str]) -> tuple[tuple[str, str], ...] | None:
+    """Return the parameters of a calculation made only of numbers, operators and a few words.
+
+    None for anything else: a todo request, or words the planner may read in other ways.
+    """
+    text, asked = masked.lower(), False
+    while (m := _ASK.match(text)) is not None and m.end():
+        asked, text = asked or m[1] is not None, text[m.end() :]
+    for pattern, replacement in _CALC_FOLDS:
+        text = pattern.sub(replacement, text)
+    tokens = _CALC_TOKEN.findall(text.strip())
+    if not tokens or any(
+        t != _NUMBER_MARK and t not in _CALC_WORDS and t not in _CALC_SYMBOLS for t in tokens
+    ):
+        return None
+    values = iter(surfaces)
+    text = re.sub(_NUMBER_MARK, lambda _: next(values).lower(), text.strip())
+    if any(t in _CALC_OPERATORS for t in tokens):
+        return (("calculation", text),)
+    return (("calculation", text), ("asked", str(asked)))
 
 
 def semantic_params(normalized: str, slots: tuple[Slot, ...]) -> tuple[tuple[str, str], ...]:
-    """Return the parameters of a request, in order: values, operators, verbs, words."""
+    """Return what two requests must share for one's plan to serve the other.
+
+    A calculation (numbers, operators and a few words such as "of") is compared after folding
+    question words and operators in words ("what's 15 percent of 200" is "15% of 200"); any
+    other request as typed, after politeness and with its first command word folded ("remove
+    todo 3" is "delete todo 3", "mark X as done" is "complete X"). Numbers are compared as
+    typed: a todo keeps "five", "5" or "1,000" as written.
+    """
+    text = normalized
+    while (m := _POLITE.match(text)) is not None and m.end():
+        text = text[m.end() :]
+    offset = len(normalized) - len(text)
+    if any(s.start < offset for s in slots):
+        return (("text", text),)
     masked: list[str] = []
-    at = 0
+    at = offset
     for slot in slots:
-        masked += [
-            normalized[at : slot.start],
-            _NUMBER_MARK if slot.kind == "number" else _QUOTE_MARK,
-        ]
+        mark = _NUMBER_MARK if slot.kind == "number" else _QUOTE_MARK
+        masked += [normalized[at : slot.start], mark]
         at = slot.end
     masked.append(normalized[at:])
-    text = "".join(masked)
-    for pattern, replacement in _PHRASES:
-        text = pattern.sub(replacement, text)
-    values = iter(slots)
-    params: list[tuple[str, str]] = []
-    for token in _TOKEN.findall(text):
-        folded = token.lower().replace("’", "'")
-        if token in (_NUMBER_MARK, _QUOTE_MARK):
-            slot = next(values)
-            params.append((slot.kind, slot.value))
-        elif folded == "remind":  # "remind me to X" is "add a todo to X"
-            params += [("act", "add"), ("noun", "todo")]
-        elif folded in SYNONYMS:
-            params.append(SYNONYMS[folded])
-        elif folded.endswith("n't"):
-            params.append(("neg", "not"))
-        elif folded not in FILLER:
-            params.append(("word", token))
-    return tuple(params)
+    numbers = [s.surface for s in slots if s.kind == "number"]
+    if all(s.kind == "number" for s in slots):
+        calculation = _calculation("".join(masked), numbers)
+        if calculation is not None:
+            return calculation
+    for pattern, form in _WHOLE:
+        m = pattern.fullmatch(text)
+        if m is not None and not (_SEPARATOR.search(m[1]) or _NOT_IN_X.search(m[1])):
+            text = form + m[1]
+            break
+    for pattern, verb in _OPENING:
+        text = pattern.sub(verb, text, count=1)
+    return (("text", text),)
 
 
 def same_parameters(a: Shape, b: Shape) -> bool:

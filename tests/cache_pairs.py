@@ -206,6 +206,9 @@ NEAR_MISSES: tuple[Pair, ...] = (
         ("complete todo two", "complete todo 3"),
         ("what is ninety nine plus one", "what is 99 plus 2"),
         ("double twenty one", "double 12"),
+        ("what is 5!", "what is five!"),
+        ("remind me to call five friends", "remind me to call 5 friends"),
+        ("add a todo to buy 1,000 stickers", "add a todo to buy 1000 stickers"),
     ),
     *_miss(
         "swapped_operands",
@@ -236,6 +239,16 @@ NEAR_MISSES: tuple[Pair, ...] = (
         ("add a todo to water the plants", "add a todo to water the lawn"),
         ("tick off buy milk", "tick off buy bread"),
         ("delete the call the dentist todo", "delete the call the plumber todo"),
+        ("remind me to call the dentist", "remind me to call dentist"),
+        ("remind me to renew my passport", "remind me to renew passport"),
+        ("remind me to call The dentist", "remind me to call the dentist"),
+        ("remind me to call the dentist", "remind me to call the dentist please"),
+        ("remind me to say thanks", "remind me to say thank you"),
+        ("remind me to finish the report", "remind me to complete the report"),
+        ("remind me to buy milk plus eggs", "remind me to buy milk + eggs"),
+        ("remind me to call Dr. Smith", "remind me to call Dr Smith"),
+        ("remind me to go to the gym", "remind me to go the gym"),
+        ("remind me to 'buy milk'", "remind me to '`buy eggs`'"),
     ),
     *_miss(
         "other_action",
@@ -251,6 +264,7 @@ NEAR_MISSES: tuple[Pair, ...] = (
         ("complete call the plumber", "delete call the plumber"),
         ("tick off renew my license", "remove renew my license from my list"),
         ("remind me to water the plants", "complete water the plants"),
+        ("delete 'buy milk'", "delete 'todo 5'"),
     ),
     *_miss(
         "negation",
@@ -269,6 +283,7 @@ NEAR_MISSES: tuple[Pair, ...] = (
         ("what is 8 minus 3", "what is 8 minus negative 3"),
         ("what is 2 to the power of 3", "what is 2 to the power of negative 3"),
         ("what is 4 plus 6", "what is negative 4 plus 6"),
+        ("remind me to never skip breakfast", "remind me to not skip breakfast"),
     ),
     *_miss(
         "unit_change",
@@ -283,6 +298,7 @@ NEAR_MISSES: tuple[Pair, ...] = (
         ("half of 90", "a third of 90"),
         ("a quarter of 80", "a third of 80"),
         ("what is 3 squared", "what is 3 cubed"),
+        ("remind me to charge the phone to 80 percent", "remind me to charge the phone to 80%"),
     ),
     *_miss(
         "other_operation",
@@ -300,6 +316,7 @@ NEAR_MISSES: tuple[Pair, ...] = (
         ("half of 90", "double 90"),
         ("product of 3, 4 and 5", "sum of 3, 4 and 5"),
         ("what is 10 mod 3", "what is 10 divided by 3"),
+        ("what is 5!", "what is 5 !"),
     ),
     *_miss(
         "chain_change",
