@@ -114,7 +114,7 @@ def build_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     breakers: BreakerBoard | None = None,
-    embeddings: Embeddings | None = None,
+    embeddings: Embeddings | str | None = None,
     name: str = "crane",
     **settings: Any,
 ) -> CompiledStateGraph[State, Context, InputState, OutputState]:
@@ -128,8 +128,8 @@ def build_graph(
         store: a LangGraph store for the nodes (omit under `langgraph dev`).
         breakers: circuit breakers to share with other runtimes of this process; by default
             each runtime has its own board, shared by all of its runs.
-        embeddings: the embedder of the semantic cache and the dynamic examples, instead of
-            the one `CRANE_EMBEDDINGS` names.
+        embeddings: the embedder of the semantic cache and the dynamic examples: an
+            `Embeddings`, or a `CRANE_EMBEDDINGS` value such as `"hash"`.
         name: the compiled graph's name, shown in traces.
         **settings: any `Context` field, e.g. `home="/tmp/crane"`, `pattern_first=False`.
 
@@ -138,6 +138,8 @@ def build_graph(
         >>> app.invoke({"prompt": "what is 8% of 50"})["response"]["answer"]
         4
     """
+    if isinstance(embeddings, str):  # the `Context` field, a CRANE_EMBEDDINGS value
+        settings["embeddings"], embeddings = embeddings, None
     context = Context.from_env(**settings)
     tier_models: dict[str, BaseChatModel | None] = dict.fromkeys(TIERS, chat_model)
     tier_models.update(models or {})

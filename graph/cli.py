@@ -169,16 +169,23 @@ def _cmd_history_forget(args: argparse.Namespace) -> int:
     from graph.history import SqliteHistory
 
     history = SqliteHistory(Context.from_env().home_path / "history.sqlite")
-    known = history.forget(args.run_id, time.time())
+    run = history.get(args.run_id)
+    # A run served from the cache ran the plan of the run that cached it: that one goes too.
+    source = (run or {}).get("cache_hit") or {}
+    bad = [args.run_id, *([source["run_id"]] if source.get("run_id") else [])]
     cache, examples = _cache_stores()
-    plans = cache.store.delete_runs([args.run_id])
-    taught = examples.forget([args.run_id])
-    if not known and not plans and not taught:
+    plans = cache.store.delete_runs(bad)
+    taught = examples.forget(bad)
+    if run is None and not plans and not taught:
         print(f"Error: no run {args.run_id!r} in history.", file=sys.stderr)
         return 1
+    now = time.time()
+    for run_id in bad:
+        history.forget(run_id, now)
+    also = f" and the run {bad[1]} its plan came from" if len(bad) > 1 else ""
     print(
-        f"Run {args.run_id} marked as bad: {plans} cached plan(s) and {taught} example(s) "
-        "removed; it will not be reused or shown to the LLM planner."
+        f"Run {args.run_id}{also} marked as bad: {plans} cached plan(s) and {taught} "
+        "example(s) removed; the plan will not be reused or shown to the LLM planner."
     )
     return 0
 
@@ -241,6 +248,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `crane` command; return its exit code (non-zero for a failed run)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from graph.db import STORAGE_ERRORS
     from graph.errors import ConfigurationError
 
     args = make_parser().parse_args(argv)
@@ -248,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ConfigurationError as exc:
         print(f"Error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except STORAGE_ERRORS as exc:
+        print(f"Error: the data directory cannot be read or written: {exc}", file=sys.stderr)
         return 2
     return code
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from graph.cache import UNEMBEDDED, RequestVectors
+from graph.cache import RequestVectors, readable
 from graph.guard import normalize
 from graph.plan import Plan
 from graph.vector_store import VectorStore
@@ -58,7 +58,7 @@ class ExampleBank:
             signature,
             key,
             template=None,
-            space=self.vectors.space,
+            space=self.vectors.space_of(vector),
             vector=vector,
             run_id=run_id,
             payload={"request": request, "plan": plan.model_dump()},
@@ -67,23 +67,26 @@ class ExampleBank:
     def similar(self, user_id: str, signature: str, request: str, k: int) -> list[Example]:
         """Return up to `k` distinct examples closest to `request`, best first."""
         vector = self.vectors.vector(normalize(request))
-        if vector is None or k <= 0 or self.vectors.space == UNEMBEDDED:
+        if vector is None or k <= 0:
             return []
-        found = self.store.search(user_id, signature, self.vectors.space, vector, k * 3)
+        found = self.store.search(user_id, signature, self.vectors.space_of(vector), vector, k * 3)
         examples: list[Example] = []
         seen: set[str] = set()
         for entry, score in found:
             if score < MIN_SIMILARITY:
                 break
+            usable = readable(entry)
+            if usable is None:
+                self.store.delete(entry.id)
+                continue
+            request_text, plan = usable
             # Requests are unique per key already; two requests with the same plan teach the
             # model the same thing once.
-            plan_key = json.dumps(entry.payload["plan"]["steps"], sort_keys=True)
+            plan_key = json.dumps([s.model_dump() for s in plan.steps], sort_keys=True)
             if plan_key in seen:
                 continue
             seen.add(plan_key)
-            examples.append(
-                Example(entry.payload["request"], entry.payload["plan"], entry.run_id, score)
-            )
+            examples.append(Example(request_text, plan.model_dump(), entry.run_id, score))
             if len(examples) == k:
                 break
         return examples

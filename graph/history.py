@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -85,6 +86,9 @@ class HistoryStore(Protocol):
     def forget(self, run_id: str, at: float) -> bool:
         """Mark a run as bad (its plan must not be reused or taught); False if unknown."""
 
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run, or None if there is no such run."""
+
     def breaker_states(self) -> list[dict[str, Any]]:
         """Return the last recorded transition of each endpoint+model's breaker."""
 
@@ -95,6 +99,13 @@ def add_usage(total: dict[str, dict[str, float]], usage: dict[str, dict[str, flo
         into = total.setdefault(model, {})
         for key, value in counts.items():
             into[key] = into.get(key, 0) + value
+
+
+def _run(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        k: json.loads(row[k]) if k in _JSON_COLUMNS and row[k] is not None else row[k]
+        for k in row.keys()
+    }
 
 
 class SqliteHistory:
@@ -119,13 +130,13 @@ class SqliteHistory:
             rows = conn.execute(
                 f"SELECT * FROM runs {where} ORDER BY created_at DESC LIMIT ?", [*args, limit]
             ).fetchall()
-        return [
-            {
-                k: json.loads(r[k]) if k in _JSON_COLUMNS and r[k] is not None else r[k]
-                for k in r.keys()
-            }
-            for r in rows
-        ]
+        return [_run(r) for r in rows]
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run, or None if there is no such run."""
+        with self._db.read() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        return _run(row) if row is not None else None
 
     def cost_since(self, since: float) -> float:
         """Return the LLM cost in USD of every user's runs created at or after `since`."""

@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable
 
-from graph import pattern_planner, prompts
+from graph import pattern_planner, plan_schema, prompts
 from graph.breaker import BreakerBoard, CircuitBreaker
 from graph.cache import PlanCache, RequestVectors
 from graph.context import Context
@@ -52,9 +52,12 @@ BUDGET_LOW_FRACTION = 0.8
 
 BudgetLevel = Literal["ok", "low", "spent"]
 
+EMBED_TIMEOUT_S = 5.0
+"""Longest wait for one embedding from an endpoint (`CRANE_EMBEDDINGS=openai`)."""
+
 
 def planner_signature(tools: ToolRegistry) -> str:
-    """Return a hash of everything a plan is made from: tool specs, prompts and the rules' code.
+    """Return a hash of what a plan is made from: tool specs, prompts, plan schema, rules' code.
 
     Hashing the content rather than trusting hand-bumped version numbers means an edited tool,
     prompt or rule can never be served a plan made under the old one.
@@ -62,6 +65,8 @@ def planner_signature(tools: ToolRegistry) -> str:
     digest = hashlib.sha256(tools.signature().encode())
     digest.update(Path(prompts.__file__).read_bytes())
     digest.update(Path(pattern_planner.__file__).read_bytes())
+    # The schema the LLM must answer in decides which plans it can write at all.
+    digest.update(Path(plan_schema.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -377,9 +382,9 @@ def request_vectors(context: Context, embeddings: Embeddings | None = None) -> R
         space = f"custom:{type(embeddings).__name__}" + (f":{name}" if name else "")
         return RequestVectors(lambda: given, space)
     spec = context.embeddings
-    return RequestVectors(
-        lambda: make_embeddings(spec, timeout_s=context.llm_timeout_s), embeddings_id(spec)
-    )
+    # A lookup waits for its embedding, so an endpoint gets less time than a planning call.
+    timeout_s = min(context.llm_timeout_s, EMBED_TIMEOUT_S)
+    return RequestVectors(lambda: make_embeddings(spec, timeout_s=timeout_s), embeddings_id(spec))
 
 
 def open_plan_stores(

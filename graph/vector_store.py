@@ -91,7 +91,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +234,14 @@ def _unit(vector: Sequence[float] | npt.NDArray[Any]) -> npt.NDArray[np.float32]
 
 
 def _entry(row: sqlite3.Row) -> Entry:
+    try:
+        payload = json.loads(row["payload"])
+    except ValueError:
+        payload = None
+    # An unreadable payload (a torn or hand-edited row) reads as empty: callers find nothing
+    # usable in it and delete the entry, instead of one bad row failing every lookup near it.
+    if not isinstance(payload, dict):
+        payload = {}
     return Entry(
         id=row["id"],
         user_id=row["user_id"],
@@ -241,7 +249,7 @@ def _entry(row: sqlite3.Row) -> Entry:
         key=row["key"],
         template=row["template"],
         run_id=row["run_id"],
-        payload=json.loads(row["payload"]),
+        payload=payload,
         created_at=row["created_at"],
         last_used=row["last_used"],
         hits=row["hits"],
@@ -354,6 +362,11 @@ class _Index:
         return scores[0], ids[0]
 
 
+MAX_LOADED_PARTITIONS = 64
+"""Partitions (user, signature, space) kept in memory per table; the least recently searched
+go first."""
+
+
 class _Partition:
     """The in-memory state of one (user_id, signature, space)."""
 
@@ -428,7 +441,7 @@ class VectorStore:
         self._snapshot_every = snapshot_every
         self._background = background
         self._store_id: str | None = None
-        self._partitions: dict[_Key, _Partition] = {}
+        self._partitions: OrderedDict[_Key, _Partition] = OrderedDict()
         self._partitions_lock = threading.Lock()
         self._counters = {
             "index_builds": 0,
@@ -459,8 +472,10 @@ class VectorStore:
             row = conn.execute(sql, args).fetchone()
         return _entry(row) if row is not None else None
 
-    def with_template(self, user_id: str, signature: str, template: str) -> list[Entry]:
-        """Return the live entries with this template, most recently used first.
+    def with_template(
+        self, user_id: str, signature: str, template: str, limit: int | None = None
+    ) -> list[Entry]:
+        """Return the live entries with this template, most recently used first (at most `limit`).
 
         Raises:
             sqlite3.Error, OSError, ValueError: the store cannot be read.
@@ -471,8 +486,9 @@ class VectorStore:
             [user_id, signature, template],
         )
         with self._db.read() as conn:
-            rows = conn.execute(sql + " ORDER BY last_used DESC, id DESC", args).fetchall()
-        return [_entry(row) for row in rows]
+            order = " ORDER BY last_used DESC, id DESC" + (" LIMIT ?" if limit is not None else "")
+            rows = conn.execute(sql + order, [*args, *([limit] if limit is not None else [])])
+            return [_entry(row) for row in rows.fetchall()]
 
     # Similarity
 
@@ -850,6 +866,12 @@ class VectorStore:
             part = self._partitions.get(key)
             if part is None:
                 part = self._partitions[key] = _Partition(key)
+            self._partitions.move_to_end(key)
+            # Memory grows with every user otherwise. A dropped partition is rebuilt from its
+            # snapshot or SQLite when its user comes back; one mid-build is kept until it ends.
+            idle = [k for k, p in self._partitions.items() if not p.building and k != key]
+            for old in idle[: max(0, len(self._partitions) - MAX_LOADED_PARTITIONS)]:
+                del self._partitions[old]
             return part
 
     def _sync(self, part: _Partition, conn: sqlite3.Connection) -> None:

@@ -2,7 +2,7 @@
 
 That is a cached plan that is provably right for this request (`graph.cache`), or, on a miss,
 the closest past requests and their plans as examples for the LLM planner (`graph.examples`):
-both come from the same embedding of the request, made here once.
+both use the same embedding of the request (memoized, so the recorder reuses it too).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 from graph.cache import CacheHit
-from graph.db import STORAGE_ERRORS
 from graph.guard import normalize
 from graph.services import Services
 from graph.state import FIRST_NODE, State, run_defaults
@@ -77,7 +76,9 @@ def _cached_plan(user_id: str, request: str, services: Services) -> CacheHit | N
         return None
     try:
         return services.cache.lookup(user_id, services.signature, request)
-    except STORAGE_ERRORS as exc:  # a broken cache is a miss, never a failed run
+    except (
+        Exception
+    ) as exc:  # a broken cache (store, embedder, a bug) is a miss, never a failed run
         logger.warning("plan cache lookup failed: %s", exc)
         return None
 
@@ -89,7 +90,7 @@ def _examples(user_id: str, request: str, services: Services) -> list[dict[str, 
         return []
     try:
         found = services.examples.similar(user_id, services.signature, request, k)
-    except STORAGE_ERRORS as exc:
+    except Exception as exc:  # examples only help the LLM: without them it still plans
         logger.warning("could not read dynamic examples: %s", exc)
         return []
     return [

@@ -93,7 +93,9 @@ def history_recorder(state: State, *, services: Services) -> dict[str, Any]:
     services.spend.settle(state.cost_usd, recorded=recorded)
     try:
         _update_cache(state, services, completed=response["status"] == "completed")
-    except STORAGE_ERRORS as exc:
+    except (
+        Exception
+    ) as exc:  # the run is recorded: a cache that cannot learn from it costs nothing more
         logger.error("could not update the plan cache for run %s: %s", state.run_id, exc)
     return {"response": response, "path": ["history_recorder"]}
 

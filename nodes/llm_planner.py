@@ -57,12 +57,8 @@ BREAKER_OPENS_AT_ONCE = frozenset({"auth", "not_found"})
 """Failures no retry can fix: the breaker opens at once (a bad key, a model that does not exist)."""
 
 
-def system_prompt(services: Services, examples: list[dict[str, Any]] | None = None) -> str:
-    """Return the planner's system prompt: tool specs, hand-written and dynamic examples.
-
-    `examples` are the person's past requests that planned and ran well (`State.examples`);
-    they come last, so the fixed part of the prompt stays a cacheable prefix.
-    """
+def system_prompt(services: Services) -> str:
+    """Return the planner's system prompt: tool specs and the hand-written examples."""
     specs = "\n".join(
         f"- {s['name']}: {s['description']}\n  input schema: {json.dumps(s['input_schema'])}"
         for s in services.tools.specs()
@@ -70,11 +66,6 @@ def system_prompt(services: Services, examples: list[dict[str, Any]] | None = No
     shown = "\n".join(
         f"Request: {request}\nPlan: {json.dumps(plan)}" for request, plan in FEW_SHOT_EXAMPLES
     )
-    if examples:
-        shown += "\n\n" + DYNAMIC_EXAMPLES_HEADER + "\n"
-        shown += "\n".join(
-            f"Request: {e['request']}\nPlan: {json.dumps(e['plan'])}" for e in examples
-        )
     return PLANNER_SYSTEM_PROMPT.format(tool_specs=specs, max_steps=MAX_STEPS, examples=shown)
 
 
@@ -93,10 +84,21 @@ def repair_feedback(state: State) -> list[str]:
 
 def planner_messages(state: State, services: Services, feedback: list[str]) -> list[AnyMessage]:
     """Return the conversation for an attempt; `feedback` (see `repair_feedback`) asks for a repair."""
-    messages: list[AnyMessage] = [
-        SystemMessage(system_prompt(services, state.examples)),
-        HumanMessage(state.request),
-    ]
+    messages: list[AnyMessage] = [SystemMessage(system_prompt(services))]
+    if state.examples:
+        # The person's own past requests go in a message of theirs, not in the system prompt:
+        # a request is the person's words, and must not gain the system's authority later.
+        messages.append(
+            HumanMessage(
+                DYNAMIC_EXAMPLES_HEADER
+                + "\n"
+                + "\n".join(
+                    f"Request: {e['request']}\nPlan: {json.dumps(e['plan'])}"
+                    for e in state.examples
+                )
+            )
+        )
+    messages.append(HumanMessage(state.request))
     if feedback:
         rejected, *problems = feedback
         if rejected:

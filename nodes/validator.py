@@ -47,8 +47,13 @@ def validator(state: State, *, services: Services) -> dict[str, Any]:
         # After its repair, a rejected plan escalates: the policy needs the tier it would use.
         update["next_tier"] = services.escalation_tier(state.tier)
     if errors and state.plan_source == "cache" and state.cache_entry_id is not None:
+        # The request is planned afresh: the response must not claim a cache hit, and the run
+        # that taught this plan must not teach it to the LLM either.
+        update |= {"cache_hit": None, "cache_entry_id": None}
         try:
             services.cache.evict(state.cache_entry_id)
+            if state.cache_hit is not None:
+                services.examples.forget([state.cache_hit["run_id"]])
         except STORAGE_ERRORS as exc:
             logger.warning("could not evict a stale cached plan: %s", exc)
     return update

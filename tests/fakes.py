@@ -124,6 +124,9 @@ class InMemoryHistory:
         last = {(e["endpoint"], e["model"]): e for e in self.breaker_events}
         return [last[k] for k in sorted(last)]
 
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.runs if r["run_id"] == run_id), None)
+
     def forget(self, run_id: str, at: float) -> bool:
         runs = [r for r in self.runs if r["run_id"] == run_id]
         for run in runs:

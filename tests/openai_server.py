@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from graph.prompts import DYNAMIC_EXAMPLES_HEADER
+
 __all__ = [
     "Action",
     "Delay",
@@ -52,7 +54,8 @@ class Request:
         model: The requested model.
         messages: The request's messages, as sent.
         text: The text of the last message with role "user" ("" if none).
-        first_user_text: The text of the first message with role "user" ("" if none).
+        first_user_text: The text of the request that opened the conversation: its first message
+            with role "user", not counting Crane's dynamic examples ("" if none).
         response_format: The request's `response_format`, or None.
         temperature: The request's `temperature`, or None if absent.
         headers: The request headers, with lower-cased names.
@@ -119,6 +122,16 @@ def embedding_for(text: str, dim: int = 16) -> list[float]:
         values.extend(byte / 128.0 - 1.0 for byte in digest)
         block += 1
     return values[:dim]
+
+
+def _opening_request(messages: list[dict[str, Any]]) -> str:
+    """Return the conversation's request: its first user message that is not context.
+
+    Crane sends the person's past requests as examples in a user message of their own before
+    the request (it starts with `DYNAMIC_EXAMPLES_HEADER`); repairs come after the request.
+    """
+    users = [t for t in _user_texts(messages) if not t.startswith(DYNAMIC_EXAMPLES_HEADER)]
+    return users[0] if users else ""
 
 
 def _user_texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -827,7 +840,7 @@ class OpenAIServer:
             model=str(body.get("model") or ""),
             messages=messages,
             text=users[-1] if users else "",
-            first_user_text=users[0] if users else "",
+            first_user_text=_opening_request(messages),
             response_format=response_format if isinstance(response_format, dict) else None,
             temperature=body.get("temperature"),
             headers=headers,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,10 @@ def test_cache_and_examples_survive_a_restart(tmp_path: Path) -> None:
     model = fake_model(plan_message(calc("15% * 80")))
     with_llm = build_graph(home=str(tmp_path), chat_model=model, pattern_first=False)
     run(with_llm, "how much is 15% of 80 then")
-    system = model.prompts[0][0].content
-    assert DYNAMIC_EXAMPLES_HEADER in system
-    assert "Request: what is 15% of 200" in system.split(DYNAMIC_EXAMPLES_HEADER)[1]
+    system, examples, request = (m.content for m in model.prompts[0])
+    assert DYNAMIC_EXAMPLES_HEADER not in system and request == "how much is 15% of 80 then"
+    assert examples.startswith(DYNAMIC_EXAMPLES_HEADER)
+    assert "Request: what is 15% of 200" in examples
     assert first["run_id"]
 
 
@@ -147,11 +149,11 @@ def test_two_users_with_colliding_requests_share_nothing(tmp_path: Path) -> None
     # Bob's request collides with Alice's at every level; he gets none of her plans...
     assert run(app, "zorp 2 and 3", "bob")["plan_source"] == "llm"
     # ... and none of her examples: his first prompt had none, Alice's second has her own.
-    assert DYNAMIC_EXAMPLES_HEADER not in model.prompts[1][0].content
+    assert len(model.prompts[1]) == 2
     run(app, "zorp 2 and 3 again", "carol")
-    assert DYNAMIC_EXAMPLES_HEADER not in model.prompts[2][0].content
+    assert len(model.prompts[2]) == 2
     run(app, "zorp 2 and 3 again", "alice")
-    assert "Request: zorp 2 and 3" in model.prompts[3][0].content
+    assert "Request: zorp 2 and 3" in model.prompts[3][1].content
     assert run(app, "zorp 2 and 3", "alice")["plan_source"] == "cache"
 
 
@@ -162,7 +164,7 @@ def test_examples_can_be_turned_off(tmp_path: Path) -> None:
     )
     run(app, "zorp 2 and 3")
     run(app, "zorp 2 and 3 again")
-    assert DYNAMIC_EXAMPLES_HEADER not in model.prompts[1][0].content
+    assert len(model.prompts[1]) == 2
 
 
 def complete(text: str) -> dict[str, Any]:
@@ -182,7 +184,7 @@ def test_a_plan_that_later_fails_is_evicted_and_stops_being_an_example(tmp_path:
     assert failed["plan_source"] == "cache" and failed["status"] == "failed"
     again = run(app, "the plants got their water")
     assert again["plan_source"] != "cache"
-    last_prompt = model.prompts[-1][0].content
+    last_prompt = " ".join(str(m.content) for m in model.prompts[-1])
     assert "Request: the plants got their water" not in last_prompt
 
 
@@ -263,6 +265,47 @@ def test_llm_endpoint_receives_the_dynamic_examples(
         app = build_graph(home=str(tmp_path), pattern_first=False)
         run(app, "zorp 2 and 3")
         run(app, "zorp 2 and 3 again")
-        system = server.requests[-1].messages[0]["content"]
-    assert DYNAMIC_EXAMPLES_HEADER in system
-    assert "Request: zorp 2 and 3\nPlan: " in system
+        messages = server.requests[-1].messages
+    assert [m["role"] for m in messages] == ["system", "user", "user"]
+    assert messages[1]["content"].startswith(DYNAMIC_EXAMPLES_HEADER)
+    assert "Request: zorp 2 and 3\nPlan: " in messages[1]["content"]
+    assert messages[2]["content"] == "zorp 2 and 3 again"
+
+
+def test_a_cached_plan_the_validator_rejects_is_replanned_without_claiming_a_hit(
+    tmp_path: Path,
+) -> None:
+    model = fake_model(*[plan_message(calc("2 + 3"))] * 2)
+    app = build_graph(home=str(tmp_path), chat_model=model, pattern_first=False)
+    first = run(app, "zorp 2 and 3")
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:  # the tool was renamed since
+        conn.execute("UPDATE plan_entries SET payload = replace(payload, 'calculator', 'abacus')")
+    conn.close()
+    again = run(app, "zorp 2 and 3")
+    assert again["plan_source"] == "llm" and again["cache_hit"] is None and again["answer"] == 5
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
+        taught = [r for (r,) in conn.execute("SELECT run_id FROM examples")]
+    conn.close()
+    assert taught == [again["run_id"]] and first["run_id"] != again["run_id"]
+
+
+def test_forgetting_a_run_served_from_the_cache_forgets_the_run_it_came_from(crane: Any) -> None:
+    source = json.loads(crane("run", "what is 15% of 200", "--json")[1])
+    served = json.loads(crane("run", "what is 15% of 200", "--json")[1])
+    assert served["cache_hit"]["run_id"] == source["run_id"]
+    code, out, _ = crane("history", "forget", served["run_id"])
+    assert code == 0 and source["run_id"] in out and "1 cached plan(s) and 1 example(s)" in out
+    assert json.loads(crane("run", "what is 15% of 200", "--json")[1])["plan_source"] == "pattern"
+
+
+def test_cache_commands_report_a_broken_data_directory(crane: Any, tmp_path: Path) -> None:
+    (tmp_path / "cache.sqlite").write_bytes(b"not a database" * 100)
+    code, _, err = crane("cache", "stats")
+    assert code == 2 and err.startswith("Error: the data directory cannot be read")
+
+
+def test_build_graph_takes_an_embeddings_name(tmp_path: Path) -> None:
+    app = build_graph(home=str(tmp_path), embeddings="hash")
+    run(app, "what is 15% of 200")
+    hit = run(app, "please what is 15% of 200")["cache_hit"]
+    assert hit["level"] == "semantic"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -7,9 +8,9 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import FakeEmbeddings
 
-from graph.cache import PlanCache
+from graph.cache import EMBED_COOLDOWN_S, PlanCache, RequestVectors
 from graph.context import Context
-from graph.guard import normalize
+from graph.guard import normalize, read_request
 from graph.history import SqliteHistory
 from graph.plan import Plan
 from graph.services import open_plan_stores
@@ -178,3 +179,96 @@ def test_planner_signature_changes_with_the_tools(tmp_path: Path) -> None:
     assert planner_signature(full) != planner_signature(
         ToolRegistry([renamed, full.get("todo_store")])
     )
+
+
+class Counting(FakeEmbeddings):
+    """Embeds with FakeEmbeddings' random vectors, or fails/returns `bad` when told to."""
+
+    calls: int = 0
+    fail: bool = False
+    bad: list[float] | None = None
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("endpoint down")
+        return self.bad if self.bad is not None else [1.0] + [0.0] * (self.size - 1)
+
+
+def test_after_an_embedder_failure_requests_skip_it_for_a_cooldown() -> None:
+    now = [0.0]
+    embedder = Counting(size=4, fail=True)
+    vectors = RequestVectors(lambda: embedder, "test", clock=lambda: now[0])
+    assert vectors.vector("a") is None and vectors.vector("b") is None
+    assert embedder.calls == 1  # the second request did not wait for a dead embedder
+    now[0] += EMBED_COOLDOWN_S + 1
+    embedder.fail = False
+    assert vectors.vector("c") == [1.0, 0.0, 0.0, 0.0] and embedder.calls == 2
+
+
+@pytest.mark.parametrize("bad", [[], [float("nan")] * 4, [1.0, 0.0]])
+def test_unusable_vectors_are_no_vectors(bad: list[float]) -> None:
+    embedder = Counting(size=4)
+    vectors = RequestVectors(lambda: embedder, "test")
+    assert vectors.vector("first") is not None  # 4 dimensions from now on
+    embedder.bad = bad
+    assert vectors.vector("second") is None
+
+
+def test_an_unusable_vector_still_stores_the_exact_and_template_levels(tmp_path: Path) -> None:
+    context = Context.from_env(home=str(tmp_path))
+    cache = open_plan_stores(context, tmp_path, Counting(size=4, bad=[float("nan")] * 4))[0]
+    plan = Plan.model_validate(
+        {
+            "steps": [
+                {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+3"}}
+            ],
+            "final_goal": "x",
+        }
+    )
+    cache.store_plan("u", "s", "what is 2+3", plan, "r1")
+    assert cache.lookup("u", "s", "what is 2+3").level == "exact"
+    assert cache.lookup("u", "s", "what is 4+5").level == "template"
+
+
+def test_the_vector_space_names_its_dimension(tmp_path: Path) -> None:
+    """A model swapped for one of another size starts a new space instead of failing every put."""
+    context = Context.from_env(home=str(tmp_path))
+    open_plan_stores(context, tmp_path, FakeEmbeddings(size=8))[0].store_plan(
+        "u", "s", "what is 2+2", PLAN, "r1"
+    )
+    bigger = open_plan_stores(context, tmp_path, FakeEmbeddings(size=16))[0]
+    bigger.store_plan("u", "s", "what is 3+3", PLAN, "r2")
+    assert bigger.lookup("u", "s", "what is 3+3").level == "exact"
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"request": "what is 2+2"}', "[1]", '{"plan": 5, "request": 3}']
+)
+def test_an_unreadable_entry_is_a_miss_and_is_dropped(tmp_path: Path, payload: str) -> None:
+    cache = open_cache(tmp_path)
+    cache.store_plan("u", "s", "what is 2+2", PLAN, "r1")
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
+        conn.execute("UPDATE plan_entries SET payload = ?", [payload])
+    conn.close()
+    assert cache.lookup("u", "s", "what is 2+2") is None
+    assert cache.store.stats()["entries"] == 0
+
+
+def test_only_plans_that_re_instantiate_get_a_template_key(tmp_path: Path) -> None:
+    squared = Plan.model_validate(
+        {
+            "steps": [
+                {
+                    "step_number": 1,
+                    "tool_name": "calculator",
+                    "tool_input": {"expression": "7 ** 2"},
+                }
+            ],
+            "final_goal": "x",
+        }
+    )
+    cache = open_cache(tmp_path)
+    cache.store_plan("u", "s", "what is 7 squared", squared, "r1")
+    template = read_request("what is 7 squared").template
+    assert cache.store.with_template("u", "s", template) == []

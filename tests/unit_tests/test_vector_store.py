@@ -587,3 +587,27 @@ def test_stats(make: Callable[..., VectorStore]) -> None:
     assert stats["indexes"] == []
     mine = store.stats("u")
     assert mine["entries"] == 2 and mine["users"] == 1 and mine["signatures"] == {"sig": 1, "s2": 1}
+
+
+def test_idle_partitions_are_dropped_from_memory_and_come_back_whole(
+    make: Callable[..., VectorStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graph.vector_store as vs
+
+    monkeypatch.setattr(vs, "MAX_LOADED_PARTITIONS", 3)
+    store = make()
+    for user in range(5):
+        store.put(
+            f"u{user}",
+            "s",
+            "k",
+            template=None,
+            space="sp",
+            vector=[1.0, 0.0],
+            run_id="r",
+            payload={},
+        )
+        assert store.search(f"u{user}", "s", "sp", [1.0, 0.0], 1)
+    assert len(store.stats()["indexes"]) == 3
+    found = store.search("u0", "s", "sp", [1.0, 0.0], 1)  # dropped, then rebuilt on demand
+    assert [e.user_id for e, _ in found] == ["u0"]

@@ -85,9 +85,16 @@ def cached(services: Any, p: Plan) -> State:
 
 
 def test_node_writes_errors_and_evicts_stale_cache_entries(services: Any) -> None:
-    update = validator(cached(services, plan((1, "abacus", {}))), services=services)
+    bad = plan((1, "abacus", {}))
+    services.examples.add("default", services.signature, "q", bad, "r0")
+    state = cached(services, bad)
+    state.cache_hit = {"run_id": "r0", "level": "exact"}
+    update = validator(state, services=services)
     assert update["validation_errors"]
+    assert update["cache_hit"] is None and update["cache_entry_id"] is None
     assert services.cache.lookup("default", services.signature, "q") is None
+    # the run that taught the rejected plan teaches nothing any more
+    assert services.examples.similar("default", services.signature, "q", 3) == []
 
 
 def test_node_keeps_cache_for_valid_plans(services: Any) -> None:
