@@ -76,7 +76,8 @@ def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
         "llm_wait_s": state.llm_wait_s,
         "usage": state.usage,
         "cache_hit": state.cache_hit,
-        "examples": [e["run_id"] for e in state.examples],
+        # the runs whose plans the LLM was shown (gathered on a miss, used only if it planned)
+        "examples": [e["run_id"] for e in state.examples] if state.llm_attempts else [],
     }
 
 

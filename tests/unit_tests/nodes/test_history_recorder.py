@@ -117,3 +117,10 @@ def test_broken_history_store_still_answers(services: Any) -> None:
 
     services.history.record = broken
     assert history_recorder(done(), services=services)["response"]["status"] == "completed"
+
+
+def test_history_names_the_examples_only_when_the_llm_saw_them(services: Any) -> None:
+    shown = [{"request": "1+1", "plan": PLAN.model_dump(), "run_id": "r9", "similarity": 0.9}]
+    history_recorder(done(examples=shown, llm_attempts=1, plan_source="llm"), services=services)
+    history_recorder(done(examples=shown, llm_attempts=0), services=services)
+    assert [r["examples"] for r in services.history.runs] == [["r9"], []]
