@@ -548,11 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             action = owner._choose(request)
             request.action = _action_name(action)
-        try:
-            if action is not None:
-                self._perform(action, request)
-        finally:
-            request.finished_at = time.monotonic()
+        self._finish(action, request)
 
     def _embeddings(self, raw: bytes) -> None:
         owner = self.server.owner
@@ -578,6 +574,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             action = owner._choose(request)
             request.action = _action_name(action)
+        self._finish(action, request)
+
+    def _finish(self, action: Action | None, request: Request) -> None:
+        """Perform the chosen action, if the request was not refused already; stamp its end."""
         try:
             if action is not None:
                 self._perform(action, request)

@@ -15,14 +15,13 @@ from graph.history import SqliteHistory
 from graph.plan import Plan
 from graph.services import open_plan_stores
 
-PLAN = Plan.model_validate(
-    {
-        "steps": [
-            {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+2"}}
-        ],
-        "final_goal": "x",
-    }
-)
+
+def calc_plan(expression: str) -> Plan:
+    step = {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": expression}}
+    return Plan.model_validate({"steps": [step], "final_goal": "x"})
+
+
+PLAN = calc_plan("2+2")
 
 
 @pytest.mark.parametrize(
@@ -70,18 +69,7 @@ def test_cache_persists_across_instances(tmp_path: Path) -> None:
 
 
 def test_semantic_hit_needs_the_threshold_and_equal_parameters(tmp_path: Path) -> None:
-    plan = Plan.model_validate(
-        {
-            "steps": [
-                {
-                    "step_number": 1,
-                    "tool_name": "calculator",
-                    "tool_input": {"expression": "15% * 200"},
-                }
-            ],
-            "final_goal": "x",
-        }
-    )
+    plan = calc_plan("15% * 200")
     cache = open_cache(tmp_path, "local", cache_threshold=0.5)
     cache.store_plan("u", "s", "what is 15% of 200", plan, "r1")
     hit = cache.lookup("u", "s", "calculate 15 percent of 200")
@@ -218,14 +206,7 @@ def test_unusable_vectors_are_no_vectors(bad: list[float]) -> None:
 def test_an_unusable_vector_still_stores_the_exact_and_template_levels(tmp_path: Path) -> None:
     context = Context.from_env(home=str(tmp_path))
     cache = open_plan_stores(context, tmp_path, Counting(size=4, bad=[float("nan")] * 4))[0]
-    plan = Plan.model_validate(
-        {
-            "steps": [
-                {"step_number": 1, "tool_name": "calculator", "tool_input": {"expression": "2+3"}}
-            ],
-            "final_goal": "x",
-        }
-    )
+    plan = calc_plan("2+3")
     cache.store_plan("u", "s", "what is 2+3", plan, "r1")
     assert cache.lookup("u", "s", "what is 2+3").level == "exact"
     assert cache.lookup("u", "s", "what is 4+5").level == "template"
@@ -256,18 +237,7 @@ def test_an_unreadable_entry_is_a_miss_and_is_dropped(tmp_path: Path, payload: s
 
 
 def test_only_plans_that_re_instantiate_get_a_template_key(tmp_path: Path) -> None:
-    squared = Plan.model_validate(
-        {
-            "steps": [
-                {
-                    "step_number": 1,
-                    "tool_name": "calculator",
-                    "tool_input": {"expression": "7 ** 2"},
-                }
-            ],
-            "final_goal": "x",
-        }
-    )
+    squared = calc_plan("7 ** 2")
     cache = open_cache(tmp_path)
     cache.store_plan("u", "s", "what is 7 squared", squared, "r1")
     template = read_request("what is 7 squared").template
