@@ -18,7 +18,11 @@ same plan; anything it cannot tell is a miss.
   ("'tomorrow'" is no todo, "'todo 3'" names one by number), the number 1 in a calculation
   taking or losing its place, digits of another length in a todo text ("12 pm" is a time,
   "123 pm" is not), a todo id not in plain digits, "hundred and" (one number or two?) and
-  "N-M%" (a range when N < M);
+  "N-M%" (a range when N < M). Two more guard against a value that traces by chance: a
+  percentage ("10%") must be written as one in a calculation ("50 / 10" for "10% of 50" divides
+  by 100 / 10, not by the 10 typed), and two whole numbers joined as a range ("todos 3 to 4",
+  "3-4", "between 3 and 4") make no template at all (a plan listing the range's members holds
+  only the ends when there is nothing between them);
 - **semantic**: the embedding neighbour is close enough *and* the requests' parameters are
   equal. A calculation made only of numbers, operators and a few words ("of", "and", "average")
   is compared after folding question words ("what's", "calculate") and operators in words
@@ -26,9 +30,12 @@ same plan; anything it cannot tell is a miss.
   any other request as typed, after leading politeness ("please", "can you") and with a few
   whole-request forms folded where one planner rule reads both with the same todo text
   ("remove X" is "delete X", "mark X as done" is "complete X", "remind me to X" is "add a
-  todo to X"). Numbers are compared as typed, and no other word is dropped: a todo keeps every
-  word of its text ("the", "please", "finish"), and the planner refuses words it does not
-  expect ("what is 2 plus the 2").
+  todo to X"). A first word is folded only when the rest names a todo or the list ("remove
+  todo 3"): otherwise it may be part of a todo text ("get up at 6" is not "show up at 6"), and
+  "square root of" is "sqrt" only over a number that ends the request ("square root of 16 + 9"
+  may be the root of 25). Numbers are compared as typed, and no other word is dropped: a todo
+  keeps every word of its text ("the", "please", "finish"), and the planner refuses words it
+  does not expect ("what is 2 plus the 2").
 
 A plan that comes out of the template level holds no literal of the old request: every literal
 was replaced, and its `final_goal` and `reasoning`, which may quote the old values, are replaced
@@ -228,6 +235,17 @@ def _trace_string(
 _SCALE_AND = re.compile(r"\b(?:hundred|thousand|million|billion|trillion)\s+and\b", re.I)
 _RANGE = re.compile(rf"{_NUMBER_MARK}-{_NUMBER_MARK}\s*(?:%|per\s*cent|pct)", re.I)
 _INTEGER = re.compile(r"0|[1-9][0-9]*")
+# Two whole numbers joined as a range ("todos 3 to 4", "3-4", "between 3 and 4"): a plan may list
+# its members, one step or term each, and for "3 to 4" (or "every other from 3 to 5") that list
+# holds only the ends, so it traces while "3 to 9" needs more steps than the plan has.
+_SPAN = re.compile(
+    rf"({_NUMBER_MARK})\s*(?:[-–—]|\b(?:to|through|thru|till|until)\b)\s*({_NUMBER_MARK})"
+    rf"|\bbetween\s+({_NUMBER_MARK})\s+and\s+({_NUMBER_MARK})",
+    re.I,
+)
+# A number the request marks as a percentage ("10%", "10 percent").
+_PERCENT_AFTER = re.compile(r"\s*(?:%|(?:percent|per\s*cent|pct)\b)", re.I)
+_PERCENT_SIGN = re.compile(r"\s*%")
 
 
 def _form(slot: Slot) -> tuple[bool, ...]:
@@ -270,6 +288,31 @@ def _same_use(old: Slot, new: Slot, whole: bool, is_expression: bool) -> bool:
     return _digit_shape(old.surface) == _digit_shape(new.surface)
 
 
+def _marks(shape: Shape) -> dict[int, int]:
+    """Return, for each slot's placeholder in the template, its position -> the slot's index."""
+    places = (i for i, ch in enumerate(shape.template) if ch in (_NUMBER_MARK, _QUOTE_MARK))
+    return {at: index for index, at in enumerate(places)}
+
+
+def _whole_range(shape: Shape) -> bool:
+    """Tell whether the request joins two whole numbers as a range (see `_SPAN`)."""
+    marks = _marks(shape)
+    for m in _SPAN.finditer(shape.template):
+        ends = [shape.slots[marks[m.start(g)]] for g in range(1, 5) if m[g] is not None]
+        if all("." not in s.value for s in ends):
+            return True
+    return False
+
+
+def _percentages(shape: Shape) -> set[int]:
+    """Return the indexes of the number slots written as a percentage."""
+    return {
+        index
+        for at, index in _marks(shape).items()
+        if shape.slots[index].kind == "number" and _PERCENT_AFTER.match(shape.template, at + 1)
+    }
+
+
 def instantiate(plan: Plan, cached: Shape, new: Shape) -> Plan | None:
     """Return `plan` rewritten with `new`'s values, or None when it cannot be done safely.
 
@@ -280,8 +323,10 @@ def instantiate(plan: Plan, cached: Shape, new: Shape) -> Plan | None:
     """
     if cached.template != new.template or len(cached.slots) != len(new.slots):
         return None
-    if _RANGE.search(cached.template) or any(
-        _SCALE_AND.search(s.normalized) for s in (cached, new)
+    if (
+        _RANGE.search(cached.template)
+        or _whole_range(cached)
+        or any(_SCALE_AND.search(s.normalized) for s in (cached, new))
     ):
         return None
     for a, b in zip(cached.slots, new.slots, strict=True):
@@ -294,6 +339,7 @@ def instantiate(plan: Plan, cached: Shape, new: Shape) -> Plan | None:
         # A quote whose words also appear outside it could be where the plan's text came from.
         if slot.kind == "quote" and slot.surface.lower() in masked:
             return None
+    percentages = _percentages(cached)
     literals: list[_Literal] = []
     for index, step in enumerate(plan.steps):
         is_expression = step.tool_name == "calculator"
@@ -309,6 +355,15 @@ def instantiate(plan: Plan, cached: Shape, new: Shape) -> Plan | None:
                 old, replacement = cached.slots[lit.slot], new.slots[lit.slot]
                 whole = lit.start == 0 and lit.end == len(value)
                 if old.kind == "number" and not _same_use(old, replacement, whole, is_expression):
+                    return None
+                # A percentage the calculation does not write as one was converted, and what
+                # traces to it may be a constant equal to it by chance: "10% of 50" as "50 / 10"
+                # (100 / 10 is 10) is no template for "20% of 50".
+                if (
+                    is_expression
+                    and lit.slot in percentages
+                    and not _PERCENT_SIGN.match(value, lit.end)
+                ):
                     return None
             literals += traced
     used = [lit.slot for lit in literals]
@@ -356,7 +411,10 @@ _POLITE = re.compile(
     r"^(?:(?:please|pls|plz|kindly)\b\s*|(?:can|could|would|will)\s+you\s+(?:please\s+)?)", re.I
 )
 # A request's first word, where each of these names one rule of the planner. "show" and "get"
-# differ before "me" ("show me 2+2" is a calculation) and "rid" ("get rid of" deletes).
+# differ before "me" ("show me 2+2" is a calculation) and "rid" ("get rid of" deletes). Folded
+# only when the rest names a todo or the list (`_NAMES_TODO`): otherwise the verb may be part of
+# a todo text an LLM keeps ("get up at 6" and "show up at 6", "remove the old shelf" and "delete
+# the old shelf" are different todos), and the planner reads neither form.
 _OPENING = [
     (re.compile(r"^(?:delete|remove|erase)(?=\s)", re.I), "delete"),
     (re.compile(r"^complete(?=\s)", re.I), "complete"),
@@ -375,11 +433,16 @@ _WHOLE = [
     (re.compile(r"(?:tick|check|cross|strike)\s+off\s+(.+)", re.I), "complete "),
     (
         re.compile(
-            r"(?:remind\s+me\s+to|add\s+an?\s+(?:todo|task)\s+to|new\s+todo\s*:)\s*(.+)", re.I
+            # "to" as a word: "remind me tomorrow to X" is a reminder for a time, not "to X".
+            r"(?:remind\s+me\s+to\b|add\s+an?\s+(?:todo|task)\s+to\b|new\s+todo\s*:)\s*(.+)",
+            re.I,
         ),
         "add a todo to ",
     ),
 ]
+_NAMES_TODO = re.compile(
+    r"\b(?:to-?dos?|to\s+dos?|tasks?|items?|reminders?|lists?)\b|^\S+\s+(?:#\s*)?[0-9]+$", re.I
+)
 _SEPARATOR = re.compile(r"[;,]|\b(?:and|then|also|after)\b", re.I)
 _NOT_IN_X = re.compile(
     r"\boff\b|\b(?:done|complete|completed|finished|checked|ticked)$"
@@ -410,7 +473,9 @@ _CALC_FOLDS = [
         (r"\bplus\b", " + "),
         (r"\bminus\b", " - "),
         (r"\bto\s+the\s+power\s+of\b|\^", " ** "),
-        (r"\bsquare\s+root(?:\s+of)?\b", " sqrt "),
+        # Only over a number that ends the request: "square root of 16 + 9" may be the root of
+        # 25 while "sqrt 16 + 9" is 13 (the planner refuses the first, so an LLM plans it).
+        (rf"\bsquare\s+root(?:\s+of)?\b(?=\s*{_NUMBER_MARK}\s*$)", " sqrt "),
         (r"\bmean(?=\s+of\b)", "average"),
         (r"\b(?:maximum|largest|biggest|greatest|highest)(?=\s+of\b)", "max"),
         (r"\b(?:minimum|smallest|lowest|least)(?=\s+of\b)", "min"),
@@ -482,8 +547,9 @@ def semantic_params(normalized: str, slots: tuple[Slot, ...]) -> tuple[tuple[str
         if m is not None and not (_SEPARATOR.search(m[1]) or _NOT_IN_X.search(m[1])):
             text = form + m[1]
             break
-    for pattern, verb in _OPENING:
-        text = pattern.sub(verb, text, count=1)
+    if _NAMES_TODO.search(text):
+        for pattern, verb in _OPENING:
+            text = pattern.sub(verb, text, count=1)
     return (("text", text),)
 
 

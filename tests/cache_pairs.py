@@ -138,6 +138,7 @@ PARAPHRASES: tuple[Pair, ...] = (
         ("what is todo 3", "show me todo 3"),
         ("show the buy milk todo", "get the buy milk todo"),
         ("show todo number 5", "show todo 5"),
+        ("get the renew my license todo", "show the renew my license todo"),
     ),
     *_same(
         "todo_complete",
@@ -154,6 +155,7 @@ PARAPHRASES: tuple[Pair, ...] = (
         ("delete the water the plants todo", "remove water the plants from my list"),
         ("delete todo 7 please", "remove todo 7"),
         ("get rid of todo 9", "delete todo 9"),
+        ("erase todo 6", "delete todo 6"),
     ),
     *_same(
         "chain",

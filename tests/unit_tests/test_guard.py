@@ -338,3 +338,134 @@ def test_any_text_is_read_without_error():
         )
         instantiate(calc("5 + 3"), shape, shape)
         same_parameters(shape, cached)
+
+
+def plan_of(*steps):
+    """Return a plan with the given (tool, input) steps, as an LLM might write one."""
+    return Plan(
+        steps=[
+            {"step_number": i, "tool_name": tool, "tool_input": tool_input, "reasoning": ""}
+            for i, (tool, tool_input) in enumerate(steps, 1)
+        ],
+        final_goal="g",
+    )
+
+
+def test_a_percentage_must_stay_a_percentage_in_the_calculation():
+    # "10% of 50" as "50 / 10": the 10 is 100 / 10, equal to the percentage only by chance.
+    for cached, new in [
+        ("what is 10% of 50", "what is 20% of 50"),
+        ("what is 10 percent of 50", "what is 20 percent of 50"),
+    ]:
+        assert reuse(calc("50 / 10"), cached, new) is None
+    # Written as a percentage, it is the same value in the same role.
+    assert inputs(reuse(calc("50 * 10%"), "what is 10% of 50", "what is 20% of 80")) == [
+        {"expression": "80 * 20%"}
+    ]
+    assert inputs(reuse(calc("15 % 80"), "what is 15 percent 80", "what is 16 percent 81")) == [
+        {"expression": "16 % 81"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("plan", "cached", "new"),
+    [
+        (
+            plan_of(
+                ("todo_store", {"action": "get", "todo_id": "3"}),
+                ("todo_store", {"action": "get", "todo_id": "4"}),
+            ),
+            "show todos 3 to 4",
+            "show todos 3 to 7",
+        ),
+        (
+            plan_of(
+                ("todo_store", {"action": "complete", "todo_id": "3"}),
+                ("todo_store", {"action": "complete", "todo_id": "4"}),
+            ),
+            "complete todos 3-4",
+            "complete todos 3-8",
+        ),
+        (
+            calc("3 + 4"),
+            "add up the numbers from 3 through 4",
+            "add up the numbers from 3 through 9",
+        ),
+        (calc("3 + 5"), "add every other number from 3 to 5", "add every other number from 3 to 9"),
+        (calc("3 + 4"), "sum of the numbers between 3 and 4", "sum of the numbers between 3 and 9"),
+    ],
+)
+def test_a_range_of_whole_numbers_is_no_template(plan, cached, new):
+    # A plan may list a range's members: for "3 to 4" only the ends, which trace.
+    assert reuse(plan, cached, new) is None
+
+
+def test_llm_shaped_plans_reinstantiate_only_with_the_new_values():
+    chain = plan_of(
+        ("calculator", {"expression": "15% * 200"}),
+        ("calculator", {"expression": "{{step_1.result}} + 5"}),
+        ("todo_store", {"action": "add", "text": "Pay 4 bills", "todo_id": None}),
+        ("todo_store", {"action": "complete", "text": None, "todo_id": "{{step_3.id}}"}),
+    )
+    cached = "what is 15% of 200 plus 5, then remind me to pay 4 bills and complete it"
+    new = "what is 20% of 300 plus 7, then remind me to pay 8 bills and complete it"
+    assert inputs(reuse(chain, cached, new)) == [
+        {"expression": "20% * 300"},
+        {"expression": "{{step_1.result}} + 7"},
+        {"action": "add", "text": "Pay 8 bills", "todo_id": None},
+        {"action": "complete", "text": None, "todo_id": "{{step_3.id}}"},
+    ]
+    assert inputs(
+        reuse(calc("round(2.567, 2)"), "round 2.567 to 2 decimals", "round 3.14159 to 3 decimals")
+    ) == [{"expression": "round(3.14159, 3)"}]
+    # A constant the person never typed, a number for a word, a JSON number, an extra field.
+    for plan, cached, new in [
+        (calc("200 * 15 / 100"), "what is 15% of 200", "what is 20% of 300"),
+        (calc("(45 + 67 + 23) / 3"), "average of 45, 67 and 23", "average of 45, 67 and 24"),
+        (
+            todo("add", "buy 2 apples"),
+            "remind me to buy two apples",
+            "remind me to buy three apples",
+        ),
+        (plan_of(("todo_store", {"action": "get", "todo_id": 3})), "show todo 3", "show todo 4"),
+        (
+            plan_of(("todo_store", {"action": "add", "text": "buy 2 apples", "count": "2"})),
+            "remind me to buy 2 apples",
+            "remind me to buy 3 apples",
+        ),
+    ]:
+        assert reuse(plan, cached, new) is None, cached
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # A first word is folded only where the rest names a todo: else it may be the todo's.
+        ("get up at 6", "show up at 6"),
+        ("get milk", "show milk"),
+        ("remove the old shelf", "delete the old shelf"),
+        ("erase the whiteboard", "delete the whiteboard"),
+        # "to" as a word: a reminder for a time is not "remind me to X".
+        ("remind me tomorrow to call mom", "add a todo tomorrow to call mom"),
+        ("remind me to morrow to call mom", "remind me tomorrow to call mom"),
+        # The planner refuses "square root of 16 + 9" (the root of 25, or 4 + 9?).
+        ("what is the square root of 16 + 9", "what is sqrt 16 + 9"),
+        ("square root of 16 squared", "sqrt 16 squared"),
+    ],
+)
+def test_folds_that_could_change_what_an_llm_plans(a, b):
+    assert not same(a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("get the buy milk todo", "show the buy milk todo"),
+        ("remove todo 3", "delete todo 3"),
+        ("erase my list", "delete my list"),
+        ("new todo: fix the bike", "remind me to fix the bike"),
+        ("what is the square root of 144", "sqrt 144"),
+    ],
+)
+def test_folds_kept_where_the_request_names_a_todo_or_ends(a, b):
+    assert same(a, b)
