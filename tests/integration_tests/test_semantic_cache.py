@@ -84,7 +84,8 @@ def test_every_answer_equals_planning_from_scratch(tmp_path: Path) -> None:
         if got["plan_source"] == "cache":
             levels.append(got["cache_hit"]["level"])
             assert got["cache_hit"]["reason"]
-    assert run(cached, "show me my todos")["answer"] == run(scratch, "show me my todos")["answer"]
+    final = run(cached, "show me my todos")["answer"], run(scratch, "show me my todos")["answer"]
+    assert stable(final[0]) == stable(final[1])  # creation times differ between the two runtimes
     assert {"exact", "template", "semantic"} <= set(levels), levels
 
 
