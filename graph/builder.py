@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -56,13 +57,29 @@ ASYNC_NODES: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {"llm_planner
 
 
 def node_runnable(node: Callable[..., dict[str, Any]], services: Services) -> RunnableCallable:
-    """Return `node` bound to `services`, runnable by `invoke` and, without blocking, by `ainvoke`."""
-    sync = functools.partial(node, services=services)
-    native = ASYNC_NODES.get(node.__name__)
+    """Return `node` bound to `services`, runnable by `invoke` and, without blocking, by `ainvoke`.
+
+    Either body adds `{"node_ms": {name: elapsed_ms}}` to the node's update (see
+    `graph.state.add_node_ms`), so every node is timed the same way whichever way it runs.
+    """
+    name = node.__name__
+    bound = functools.partial(node, services=services)
+
+    def sync(state: State) -> dict[str, Any]:
+        start = time.perf_counter()
+        update = bound(state)
+        return update | {"node_ms": {name: _elapsed_ms(start)}}
+
+    native = ASYNC_NODES.get(name)
     if native is not None:
-        return RunnableCallable(
-            sync, functools.partial(native, services=services), name=node.__name__, trace=False
-        )
+        abound = functools.partial(native, services=services)
+
+        async def timed(state: State) -> dict[str, Any]:
+            start = time.perf_counter()
+            update = await abound(state)
+            return update | {"node_ms": {name: _elapsed_ms(start)}}
+
+        return RunnableCallable(sync, timed, name=name, trace=False)
 
     async def in_thread(state: State) -> dict[str, Any]:
         # SQLite and CPU work off the event loop; run_in_executor carries the run's context
@@ -70,7 +87,11 @@ def node_runnable(node: Callable[..., dict[str, Any]], services: Services) -> Ru
         result: dict[str, Any] = await run_in_executor(ensure_config(), sync, state)
         return result
 
-    return RunnableCallable(sync, in_thread, name=node.__name__, trace=False)
+    return RunnableCallable(sync, in_thread, name=name, trace=False)
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
 
 
 def _targets(route: Callable[..., Any]) -> list[str]:

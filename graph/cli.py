@@ -63,7 +63,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from graph.state import InputState
 
     app = build_graph()
-    response = app.invoke(InputState(prompt=args.prompt, user_id=args.user))["response"]
+    graph_input = InputState(prompt=args.prompt, user_id=args.user)
+    # Live progress only for a person at a terminal: scripts (--json, pipes) get exactly the
+    # output they always had. Asked of stdout itself, not of rich, which FORCE_COLOR can fool.
+    if args.json or not sys.stdout.isatty():
+        response = app.invoke(graph_input)["response"]
+    else:
+        from rich.console import Console
+
+        from graph.progress import run_with_progress
+
+        response = run_with_progress(app, graph_input, Console())
     print(json.dumps(response, ensure_ascii=False, indent=2) if args.json else render(response))
     return 0 if response["status"] == "completed" else 1
 
@@ -82,9 +92,56 @@ def _cmd_todos(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_stats(summary: dict[str, Any]) -> str:
-    """Return the LLM summary as text for people."""
-    lines = [f"LLM today (UTC): {summary['tokens']:,} tokens, ${summary['cost_usd']:.6f}"]
+def render_stats(summary: dict[str, Any], *, failures: bool = False) -> str:
+    """Return a metrics summary (`graph.metrics.summary`) as text for people.
+
+    Args:
+        summary: what `summary` returned.
+        failures: also show the error types, the failure rates by tool, complexity and model,
+            and the slowest requests.
+    """
+    from datetime import UTC, datetime
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.1f}"
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def counts(table: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in table.items()) or "-"
+
+    window = summary["window"]
+    span = " to ".join(
+        datetime.fromtimestamp(window[k], UTC).strftime("%Y-%m-%d %H:%M")
+        for k in ("since", "until")
+    )
+    who = f"user {window['user_id']!r}" if window["user_id"] is not None else "all users"
+    latency, rates = summary["latency_ms"], summary["rates"]
+    lines = [
+        f"Runs {span} UTC, {who}: {summary['runs']:,}",
+        f"Latency (ms): p50 {ms(latency['p50'])}, p95 {ms(latency['p95'])}, "
+        f"p99 {ms(latency['p99'])} (p95 objective {summary['p95_objective_ms']:,g})",
+    ]
+    if summary["node_ms"]:
+        lines.append("Per node (ms): p50 / p95 / p99")
+        for node, t in summary["node_ms"].items():
+            lines.append(
+                f"  {node:<18} {ms(t['p50'])} / {ms(t['p95'])} / {ms(t['p99'])}"
+                f"  ({t['runs']:,} runs)"
+            )
+    levels, errors = counts(summary["cache_hits_by_level"]), summary["errors_by_type"]
+    attempts = summary["llm_attempts"]
+    mean = "-" if attempts["mean"] is None else f"{attempts['mean']:.2f}"
+    most = "-" if attempts["max"] is None else attempts["max"]
+    lines += [
+        f"Success {pct(rates['success'])}, fallback {pct(rates['fallback'])}, cache hits "
+        f"{pct(rates['cache_hit'])} ({levels}), pattern first {pct(rates['pattern_first'])}",
+        f"LLM attempts per run: mean {mean}, max {most}",
+        f"Routing: by complexity {counts(summary['routing']['by_complexity'])}; "
+        f"by plan source {counts(summary['routing']['by_plan_source'])}",
+        f"LLM: {summary['tokens']:,} tokens, ${summary['cost_usd']:.6f}",
+    ]
     for model, use in sorted(summary["usage_by_model"].items()):
         lines.append(
             f"  {model}: {int(use.get('calls', 0))} calls, {int(use.get('tokens', 0)):,} tokens, "
@@ -93,22 +150,67 @@ def render_stats(summary: dict[str, Any]) -> str:
     budget = summary["budget"]
     if budget["usd"] is not None:
         lines.append(
-            f"Budget: ${budget['spent_usd']:.6f} of ${budget['usd']:.2f} spent ({budget['level']})"
+            f"Budget today (UTC): ${budget['spent_usd']:.6f} of ${budget['usd']:.2f} spent "
+            f"({budget['level']})"
         )
     lines.append("Circuit breakers (last recorded state):" if summary["breakers"] else "")
     for b in summary["breakers"]:
         detail = f", cooldown {b['cooldown_s']:g} s" if b["state"] != "closed" else ""
         reason = f", last failure {b['last_failure']}" if b.get("last_failure") else ""
         lines.append(f"  {b['model']} at {b['endpoint']}: {b['state']}{detail}{reason}")
+    if failures:
+        tables: list[tuple[str, list[str]]] = [
+            (
+                "Errors by type (failed runs / recovered by the rule planner):",
+                [f"{k}: {n['failed']:,} / {n['recovered']:,}" for k, n in errors.items()],
+            )
+        ]
+        for title, key in (
+            ("tool", "by_tool"),
+            ("complexity", "by_complexity"),
+            ("model", "by_model"),
+        ):
+            tables.append(
+                (
+                    f"Failure rate by {title}:",
+                    [
+                        f"{name}: {f['failed']:,} of {f['runs']:,} runs ({pct(f['rate'])})"
+                        for name, f in summary["failure_rate"][key].items()
+                    ],
+                )
+            )
+        tables.append(
+            (
+                "Slowest requests:",
+                [
+                    f"{ms(r['latency_ms'])} ms, {r['status']}, run {r['run_id']}: "
+                    f"{r['prompt'][:60]!r}"
+                    for r in summary["slowest"]
+                ],
+            )
+        )
+        for title, rows in tables:
+            lines += [title, *(f"  {row}" for row in rows or ["(none)"])]
+    lines += [f"ALERT: {alert}" for alert in summary["alerts"]]
     return "\n".join(line for line in lines if line)
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from graph.context import Context
-    from graph.metrics import llm_summary
+    import time
 
-    summary = llm_summary(Context.from_env())
-    print(json.dumps(summary, indent=2) if args.json else render_stats(summary))
+    from graph.context import Context
+    from graph.metrics import parse_since, summary
+
+    now = time.time()
+    try:
+        since = parse_since(args.since, now) if args.since is not None else None
+    except ValueError as exc:
+        print(f"Error: --since: {exc}", file=sys.stderr)
+        return 2
+    result = summary(Context.from_env(), user_id=args.user, since=since, until=now)
+    print(
+        json.dumps(result, indent=2) if args.json else render_stats(result, failures=args.failures)
+    )
     return 0
 
 
@@ -198,7 +300,11 @@ def make_parser() -> argparse.ArgumentParser:
         "Offline by default; set OPENAI_API_KEY (and OPENAI_BASE_URL) to plan with an LLM.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run one request", description="Run one request.")
+    run = sub.add_parser(
+        "run",
+        help="run one request",
+        description="Run one request. At a terminal, the steps are shown live as they run.",
+    )
     run.add_argument("prompt", help='the request, e.g. "what is 8%% of 50"')
     run.add_argument("--json", action="store_true", help="print the response dict as JSON")
     run.add_argument("--user", default="default", help="whose todos, history and cache to use")
@@ -209,11 +315,27 @@ def make_parser() -> argparse.ArgumentParser:
     todos.set_defaults(func=_cmd_todos)
     stats = sub.add_parser(
         "stats",
-        help="today's LLM usage, cost, budget and circuit breakers",
-        description="Show today's (UTC) LLM usage and cost per model, the budget, and the last "
-        "recorded state of each model's circuit breaker.",
+        help="latency, outcomes, routing, errors, LLM cost, budget and circuit breakers",
+        description="Show metrics of the recorded runs (default: the last 24 hours, all users): "
+        "latency percentiles overall and per node, success, fallback, cache-hit and "
+        "pattern-first rates, routing, LLM tokens and cost per model, the budget, the last "
+        "recorded state of each model's circuit breaker, and ALERT lines when the fallback "
+        "rate is above 10%% or p95 latency above CRANE_P95_OBJECTIVE_MS.",
     )
     stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument(
+        "--failures",
+        action="store_true",
+        help="also show error types, failure rates by tool, complexity and model, and the "
+        "slowest requests",
+    )
+    stats.add_argument(
+        "--since",
+        default=None,
+        help="start of the window: a duration back from now (30m, 1h, 7d) or an ISO date or "
+        "date-time, UTC unless it has an offset (default: 24h)",
+    )
+    stats.add_argument("--user", default=None, help="only this user's runs (default: everyone's)")
     stats.set_defaults(func=_cmd_stats)
     cache = sub.add_parser(
         "cache",

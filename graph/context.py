@@ -173,6 +173,13 @@ class Context:
         default=3,
         metadata={"env": "CRANE_EXAMPLES_K", "description": "How many such examples, at most."},
     )
+    p95_objective_ms: float = field(
+        default=2000.0,
+        metadata={
+            "env": "CRANE_P95_OBJECTIVE_MS",
+            "description": "95th-percentile run latency above which `crane stats` alerts, in ms.",
+        },
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later, far from their cause."""
@@ -198,6 +205,7 @@ class Context:
         _require(self, "cache_ttl_s", self.cache_ttl_s > 0, "positive")
         _require(self, "cache_max_entries", self.cache_max_entries >= 1, "at least 1")
         _require(self, "examples_k", 0 <= self.examples_k <= 10, "between 0 and 10")
+        _require(self, "p95_objective_ms", self.p95_objective_ms > 0, "positive")
 
     @property
     def home_path(self) -> Path:

@@ -58,11 +58,22 @@ _ADDED_COLUMNS = {
         "cache_hit": "TEXT",
         "examples": "TEXT",
         "forgotten_at": "REAL",
+        "node_ms": "TEXT",
     }
 }
 """Columns added after the first release; older history files gain them on open."""
 
-_JSON_COLUMNS = ("plan", "steps", "answer", "path", "llm_route", "usage", "cache_hit", "examples")
+_JSON_COLUMNS = (
+    "plan",
+    "steps",
+    "answer",
+    "path",
+    "llm_route",
+    "usage",
+    "cache_hit",
+    "examples",
+    "node_ms",
+)
 
 
 class HistoryStore(Protocol):
@@ -129,6 +140,22 @@ class SqliteHistory:
         with self._db.read() as conn:
             rows = conn.execute(
                 f"SELECT * FROM runs {where} ORDER BY created_at DESC LIMIT ?", [*args, limit]
+            ).fetchall()
+        return [_run(r) for r in rows]
+
+    def window(
+        self, since: float, until: float, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the runs created in [`since`, `until`), oldest first, for one user or everyone.
+
+        One query on the `created_at` index (or the `(user_id, created_at)` one for a user).
+        """
+        where, args = ("user_id = ? AND ", [user_id]) if user_id is not None else ("", [])
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM runs WHERE {where}created_at >= ? AND created_at < ?"
+                " ORDER BY created_at",
+                [*args, since, until],
             ).fetchall()
         return [_run(r) for r in rows]
 

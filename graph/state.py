@@ -48,6 +48,21 @@ def extend_path(left: list[str], right: list[str]) -> list[str]:
     return list(right) if right[:1] == [FIRST_NODE] else [*left, *right]
 
 
+def add_node_ms(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
+    """Add a step's milliseconds per node; a run's timings restart at its first node.
+
+    Sums rather than replaces because a node can run several times in one run (`llm_planner`
+    on retries and repairs, `validator` after each plan); restarts for the reason `extend_path`
+    does.
+    """
+    if FIRST_NODE in right:
+        return dict(right)
+    total = dict(left)
+    for node, ms in right.items():
+        total[node] = round(total.get(node, 0.0) + ms, 3)
+    return total
+
+
 @dataclass(kw_only=True)
 class InputState:
     """What a caller passes to `invoke`."""
@@ -181,6 +196,10 @@ class State(InputState, OutputState):
 
     path: Annotated[list[str], extend_path] = field(default_factory=list)
     """The nodes visited, in order; each node appends its own name."""
+
+    node_ms: Annotated[dict[str, float], add_node_ms] = field(default_factory=dict)
+    """Milliseconds spent in each node this run, summed over its visits (written by the
+    wrapper every node runs in, see `graph.builder.node_runnable`)."""
 
 
 def run_defaults() -> dict[str, Any]:

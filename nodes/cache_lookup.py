@@ -15,6 +15,7 @@ from typing import Any
 
 from graph.cache import CacheHit
 from graph.guard import normalize
+from graph.progress import emit
 from graph.services import Services
 from graph.state import FIRST_NODE, State, run_defaults
 
@@ -61,6 +62,7 @@ def cache_lookup(state: State, *, services: Services) -> dict[str, Any]:
     update |= {"request": request, "normalized": normalize(request)}
     hit = _cached_plan(state.user_id, request, services)
     if hit is not None:
+        emit("cache_hit", update["run_id"], level=hit.level, reason=hit.reason)
         return update | {
             "plan": hit.plan,
             "plan_source": "cache",

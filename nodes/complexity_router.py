@@ -7,6 +7,7 @@ from typing import Any
 
 from graph.models import COMPLEXITY_TIER
 from graph.pattern_planner import plan_request
+from graph.progress import emit
 from graph.services import Services
 from graph.state import Complexity, State
 
@@ -50,8 +51,24 @@ def complexity_router(state: State, *, services: Services) -> dict[str, Any]:
 
     Simple and moderate requests go to `fast`, complex ones to `smart`; a tier whose breaker is
     open, or that the daily budget no longer allows, is skipped for the next one up (then down).
-    With no tier left the rule planner takes over, and the run records why.
+    With no tier left the rule planner takes over, and the run records why. The choice is also
+    streamed as a `route_chosen` progress event.
     """
+    update = _route(state, services)
+    emit(
+        "route_chosen",
+        state.run_id,
+        complexity=update["complexity"],
+        planner="llm" if update["tier"] else "rules",
+        tier=update["tier"],
+        model=update.get("model"),
+        reason=update["route_reason"],
+    )
+    return update
+
+
+def _route(state: State, services: Services) -> dict[str, Any]:
+    """Return the router's update (see `complexity_router`)."""
     features = measure(state.request)
     complexity = score(features)
     update: dict[str, Any] = {

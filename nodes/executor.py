@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pydantic import ValidationError
 
 from graph.errors import StepReferenceError, ToolError
 from graph.plan import STEP_REFERENCE, PlanStep
+from graph.progress import emit
 from graph.services import Services
 from graph.state import State
 
@@ -94,7 +96,10 @@ def run_step(
 
 
 def executor(state: State, *, services: Services) -> dict[str, Any]:
-    """Run each step in order; stop at the first failing one."""
+    """Run each step in order; stop at the first failing one.
+
+    Each step is streamed as it starts and finishes (`step_started`, `step_finished`).
+    """
     if state.plan is None:  # unreachable through the graph's edges; kept so a bad edit fails soft
         return {
             "error": "There is no plan to run.",
@@ -103,8 +108,20 @@ def executor(state: State, *, services: Services) -> dict[str, Any]:
         }
     records: list[dict[str, Any]] = []
     outputs: dict[int, Any] = {}
+    total = len(state.plan.steps)
     for step in state.plan.steps:
+        emit(
+            "step_started",
+            state.run_id,
+            step_number=step.step_number,
+            total_steps=total,
+            tool_name=step.tool_name,
+            tool_input=step.tool_input,
+        )
+        started = time.perf_counter()
         record = run_step(step, outputs, state, services)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        emit("step_finished", state.run_id, **record, total_steps=total, elapsed_ms=elapsed_ms)
         records.append(record)
         if not record["ok"]:
             failed = f"Step {step.step_number} ({step.tool_name}) failed: {record['error']}"

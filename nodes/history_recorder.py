@@ -9,6 +9,7 @@ from typing import Any
 from graph.db import STORAGE_ERRORS
 from graph.services import Services
 from graph.state import State
+from graph.tracing import annotate_trace
 from nodes.cache_lookup import MAX_PROMPT_CHARS, MAX_USER_ID_CHARS, clean_text
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,9 @@ def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
         "steps": state.steps,
         "answer": response["answer"],
         "error": response["error"],
-        # kept for completed fallback runs too: metrics count why the LLM path failed
-        "error_type": state.error_type,
+        # kept for completed fallback runs too: metrics count why the LLM path failed; a
+        # failed run without one (a rejected rule plan) gets the response's derived type
+        "error_type": state.error_type or response["error_type"],
         "complexity": state.complexity,
         "tier": state.tier,
         "model": state.model,
@@ -76,6 +78,8 @@ def history_row(state: State, response: dict[str, Any]) -> dict[str, Any]:
         "llm_wait_s": state.llm_wait_s,
         "usage": state.usage,
         "cache_hit": state.cache_hit,
+        # this node's own time is not known yet: it is in state after the run, not here
+        "node_ms": state.node_ms,
         # the runs whose plans the LLM was shown (gathered on a miss, used only if it planned)
         "examples": [e["run_id"] for e in state.examples] if state.llm_attempts else [],
     }
@@ -98,6 +102,8 @@ def history_recorder(state: State, *, services: Services) -> dict[str, Any]:
         Exception
     ) as exc:  # the run is recorded: a cache that cannot learn from it costs nothing more
         logger.error("could not update the plan cache for run %s: %s", state.run_id, exc)
+    # The last node: what the run was is known now, before its trace is closed.
+    annotate_trace(state, response)
     return {"response": response, "path": ["history_recorder"]}
 
 

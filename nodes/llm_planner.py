@@ -36,6 +36,7 @@ from graph.models import (
     retry_after_seconds,
 )
 from graph.plan import MAX_STEPS
+from graph.progress import emit
 from graph.prompts import (
     DYNAMIC_EXAMPLES_HEADER,
     FEW_SHOT_EXAMPLES,
@@ -309,6 +310,33 @@ def _within(timeout_s: float, call: Callable[[], T]) -> T:
     return future.result(timeout=timeout_s)
 
 
+def _announce(state: State, call: _Call) -> None:
+    """Stream the model this attempt asks (`llm_attempt_started`)."""
+    emit("llm_attempt_started", state.run_id, **_attempt_fields(call))
+
+
+def _reported(state: State, call: _Call, update: dict[str, Any]) -> dict[str, Any]:
+    """Stream the attempt's outcome (`llm_attempt_finished`) and return its `update`."""
+    outcome = "plan" if update.get("plan_source") == "llm" else update.get("error_type")
+    emit(
+        "llm_attempt_finished",
+        state.run_id,
+        **_attempt_fields(call),
+        outcome=outcome,
+        error=update.get("llm_error"),
+    )
+    return update
+
+
+def _attempt_fields(call: _Call) -> dict[str, Any]:
+    return {
+        "tier": call.tier,
+        "model": call.model,
+        "attempt": call.update["attempt"],
+        "llm_call": call.update["llm_attempts"],
+    }
+
+
 def llm_planner(state: State, *, services: Services) -> dict[str, Any]:
     """Make the policy's next LLM attempt (sync body); never raises."""
     call = _prepare(state, services)
@@ -316,15 +344,16 @@ def llm_planner(state: State, *, services: Services) -> dict[str, Any]:
         time.sleep(call.wait_s)
     if services.rate_limiter is not None:
         services.rate_limiter.acquire(blocking=True)
+    _announce(state, call)
     refused = _refused(services, call)
     if refused is not None:
-        return refused
+        return _reported(state, call, refused)
     planner = services.planner(call.tier)
     try:
         reply = _within(services.context.llm_timeout_s, lambda: planner.invoke(call.messages))
     except Exception as exc:  # every failure is classified; the edges decide what happens next
-        return _on_error(state, services, call, exc)
-    return _on_reply(state, services, call, reply)
+        return _reported(state, call, _on_error(state, services, call, exc))
+    return _reported(state, call, _on_reply(state, services, call, reply))
 
 
 async def allm_planner(state: State, *, services: Services) -> dict[str, Any]:
@@ -334,13 +363,14 @@ async def allm_planner(state: State, *, services: Services) -> dict[str, Any]:
         await asyncio.sleep(call.wait_s)
     if services.rate_limiter is not None:
         await services.rate_limiter.aacquire(blocking=True)
+    _announce(state, call)
     refused = _refused(services, call)
     if refused is not None:
-        return refused
+        return _reported(state, call, refused)
     try:
         planner = await services.aplanner(call.tier)
         async with asyncio.timeout(services.context.llm_timeout_s):
             reply = await planner.ainvoke(call.messages)
     except Exception as exc:  # every failure is classified; the edges decide what happens next
-        return _on_error(state, services, call, exc)
-    return _on_reply(state, services, call, reply)
+        return _reported(state, call, _on_error(state, services, call, exc))
+    return _reported(state, call, _on_reply(state, services, call, reply))

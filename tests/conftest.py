@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import langsmith.utils
 import pytest
 
 
@@ -15,6 +16,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(var, raising=False)
     for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
         monkeypatch.setenv(var, "false")
+    # The SDK caches what it read of these per process: read them again, as set here.
+    langsmith.utils.get_env_var.cache_clear()
     for var in [v for v in os.environ if v.startswith("CRANE_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("CRANE_HOME", str(tmp_path / "crane-home"))

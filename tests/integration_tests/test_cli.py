@@ -84,7 +84,7 @@ def test_invalid_configuration_is_an_error_not_a_traceback(
 def test_stats_on_a_fresh_home(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats"]) == 0
     out = capsys.readouterr().out
-    assert "LLM today (UTC): 0 tokens, $0.000000" in out and "Budget" not in out
+    assert "all users: 0" in out and "LLM: 0 tokens, $0.000000" in out and "Budget" not in out
     assert main(["stats", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["usage_by_model"] == {} and summary["breakers"] == []
