@@ -15,6 +15,7 @@ from langchain_core.tracers.langchain import wait_for_all_tracers
 from graph import build_graph
 from graph.history import SqliteHistory
 from tests.fakes import fake_model, openai_error, plan_message
+from tests.integration_tests.test_graph import calc_plan
 from tests.langsmith_collector import Collector, running_collector
 
 NODE_NAMES = {
@@ -26,20 +27,6 @@ NODE_NAMES = {
     "executor",
     "history_recorder",
 }
-
-
-def calc_plan(expression: str) -> dict[str, Any]:
-    return {
-        "steps": [
-            {
-                "step_number": 1,
-                "tool_name": "calculator",
-                "tool_input": {"expression": expression},
-                "reasoning": "compute",
-            }
-        ],
-        "final_goal": "compute",
-    }
 
 
 @pytest.fixture
