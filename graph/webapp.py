@@ -11,11 +11,12 @@ numbers agree across processes and survive restarts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
@@ -70,12 +71,17 @@ class CraneCollector(Collector):
         self._started = False
         self._lock = threading.Lock()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Yield the gauges of the last summary (none before the first one is ready)."""
+    def start(self) -> None:
+        """Start the refresher thread, once; it computes a first summary right away."""
         with self._lock:
             if not self._started:
                 self._started = True
                 threading.Thread(target=self._refresh, name="crane-metrics", daemon=True).start()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the gauges of the last summary (none before the first one is ready)."""
+        self.start()
+        with self._lock:
             latest, stale = self._latest, time.monotonic() - self._at > REFRESH_S
         if stale:
             self._wake.set()
@@ -210,12 +216,21 @@ def summary_metrics(summary: dict[str, Any]) -> list[GaugeMetricFamily]:
     ]
 
 
+COLLECTOR = CraneCollector()
+REGISTRY.register(COLLECTOR)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Start computing the gauges when the server starts, so the first scrape has them."""
+    COLLECTOR.start()
+    yield
+
+
 app = Starlette(
     routes=[
         Route("/metrics/planner", planner_metrics, methods=["GET"]),
         Route("/metrics", prometheus_metrics, methods=["GET"]),
-    ]
+    ],
+    lifespan=lifespan,
 )
-
-COLLECTOR = CraneCollector()
-REGISTRY.register(COLLECTOR)
