@@ -113,10 +113,15 @@ def add_usage(total: dict[str, dict[str, float]], usage: dict[str, dict[str, flo
 
 
 def _run(row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        k: json.loads(row[k]) if k in _JSON_COLUMNS and row[k] is not None else row[k]
-        for k in row.keys()
-    }
+    return {k: _decoded(row[k]) if k in _JSON_COLUMNS else row[k] for k in row.keys()}
+
+
+def _decoded(raw: str | None) -> Any:
+    """Return a JSON column's value; an unreadable one (a torn or hand-edited row) reads as None."""
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 class SqliteHistory:

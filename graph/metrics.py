@@ -44,17 +44,22 @@ def parse_since(text: str, now: float) -> float:
     """
     value = text.strip()
     if match := _DURATION.fullmatch(value.lower()):
-        return now - float(match[1]) * _UNITS[match[2]]
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"cannot read {text!r} as a time: use a duration such as 30m, 1h or 7d, "
-            "or an ISO date or date-time such as 2025-06-01 or 2025-06-01T09:30"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        since = now - float(match[1]) * _UNITS[match[2]]
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"cannot read {text!r} as a time: use a duration such as 30m, 1h or 7d, "
+                "or an ISO date or date-time such as 2025-06-01 or 2025-06-01T09:30"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        since = moment.timestamp()
+    # Before 1970 (or not a number at all): no run can be in such a window.
+    if not math.isfinite(since) or since < 0:
+        raise ValueError(f"{text!r} is before 1970")
+    return since
 
 
 def percentile(values: Iterable[float], p: float) -> float | None:
@@ -92,6 +97,41 @@ def _failure_rates(groups: Iterable[tuple[str | None, bool]]) -> dict[str, dict[
     return dict(sorted(table.items(), key=lambda kv: (-kv[1]["rate"], -kv[1]["runs"], kv[0])))
 
 
+def _numbers(value: Any) -> dict[str, float]:
+    """Return the numeric entries of a mapping; anything else is dropped."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in value.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def _clean(run: dict[str, Any]) -> dict[str, Any] | None:
+    """Return a history row with every field metrics read in its expected type, or None.
+
+    Rows come from files older versions or other processes wrote, and may be damaged: one bad
+    row must cost only itself, never the whole summary.
+    """
+    latency = run.get("latency_ms")
+    if not isinstance(latency, int | float) or not math.isfinite(latency):
+        return None
+    usage = run.get("usage")
+    steps = run.get("steps")
+    hit = run.get("cache_hit")
+    return run | {
+        "status": str(run.get("status")),
+        "node_ms": _numbers(run.get("node_ms")),
+        "usage": {str(m): _numbers(u) for m, u in usage.items()}
+        if isinstance(usage, dict)
+        else None,
+        "steps": [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else [],
+        "cache_hit": hit if isinstance(hit, dict) else None,
+        "llm_attempts": run["llm_attempts"] if isinstance(run.get("llm_attempts"), int) else 0,
+    }
+
+
 def _tools(run: dict[str, Any]) -> tuple[set[str], str | None]:
     """Return the tools a run's steps called, and the tool of its failed step (None if none)."""
     steps = [s for s in run.get("steps") or [] if isinstance(s, dict)]
@@ -115,11 +155,13 @@ def _errors(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 def _alerts(summary: dict[str, Any], objective_ms: float) -> list[str]:
     alerts: list[str] = []
-    fallback = summary["rates"]["fallback"]
+    # Measured over the runs the LLM was meant to plan: cache hits and pattern-first runs
+    # would dilute it, and a run the rules could not rescue either is a fallback too.
+    fallback = summary["rates"]["llm_fallback"]
     if fallback is not None and fallback > FALLBACK_ALERT_RATE:
         alerts.append(
-            f"fallback rate {fallback:.1%} is above {FALLBACK_ALERT_RATE:.0%}: "
-            "the LLM path is failing (see the error types)"
+            f"fallback rate {fallback:.1%} of LLM-routed runs is above "
+            f"{FALLBACK_ALERT_RATE:.0%}: the LLM path is failing (see the error types)"
         )
     p95 = summary["latency_ms"]["p95"]
     if p95 is not None and p95 > objective_ms:
@@ -163,7 +205,7 @@ def summary(
     until = time.time() if until is None else until
     since = until - DEFAULT_WINDOW_S if since is None else since
     history = SqliteHistory(context.home_path / "history.sqlite")
-    runs = history.window(since, until, user_id)
+    runs = [r for r in map(_clean, history.window(since, until, user_id)) if r is not None]
     n = len(runs)
 
     node_ms: dict[str, list[float]] = {}
@@ -180,6 +222,7 @@ def summary(
         if run.get("plan_source") == "cache"
     )
     completed = sum(run["status"] == "completed" for run in runs)
+    llm_runs = [r for r in runs if r["llm_attempts"] > 0 or r.get("fallback_reason")]
     attempts = [int(run.get("llm_attempts") or 0) for run in runs]
     tools = [(run, *_tools(run)) for run in runs]
     spent_today = history.cost_since(start_of_day())
@@ -192,6 +235,10 @@ def summary(
         "rates": {
             "success": _rate(completed, n),
             "fallback": _rate(sources["fallback"], n),
+            # of the runs that went to the LLM or were denied it: how often its path gave up
+            "llm_fallback": _rate(
+                sum(bool(r.get("fallback_reason")) for r in llm_runs), len(llm_runs)
+            ),
             "cache_hit": _rate(sources["cache"], n),
             "pattern_first": _rate(sources["pattern"], n),
         },

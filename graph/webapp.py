@@ -34,16 +34,39 @@ from graph.context import Context
 logger = logging.getLogger(__name__)
 
 
-def _summary(user_id: str | None = None) -> dict[str, Any]:
+def _summary(
+    user_id: str | None = None, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
     from graph import metrics
 
-    return metrics.summary(Context.from_env(), user_id=user_id)
+    now = time.time()
+    return metrics.summary(
+        Context.from_env(),
+        user_id=user_id,
+        since=metrics.parse_since(since, now) if since else None,
+        until=metrics.parse_since(until, now) if until else None,
+    )
 
 
 async def planner_metrics(request: Request) -> Response:
-    """Return the metrics summary (JSON) of the last 24 hours; `?user=ID` for one user."""
-    user = request.query_params.get("user") or None
-    return JSONResponse(await run_in_threadpool(_summary, user))
+    """Return the metrics summary as JSON.
+
+    Query parameters: `user` (one user's runs), `since` and `until` (a duration back from now
+    such as `1h`, or an ISO date or date-time); the default window is the last 24 hours.
+    The summary's `slowest` lists requests as people typed them: serve this route only where
+    whoever can read it may read those.
+    """
+    params = request.query_params
+    try:
+        summary = await run_in_threadpool(
+            _summary, params.get("user") or None, params.get("since"), params.get("until")
+        )
+    except ValueError as exc:  # a window that cannot be read: the caller's to fix
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    except Exception as exc:  # history cannot be read: say so instead of a bare 500
+        logger.warning("could not compute Crane's metrics: %s", exc)
+        return JSONResponse({"error": f"metrics unavailable: {exc}"}, status_code=503)
+    return JSONResponse(summary)
 
 
 async def prometheus_metrics(request: Request) -> Response:
@@ -61,12 +84,15 @@ class CraneCollector(Collector):
 
     The server renders `/metrics` on its event loop, where reading SQLite would block every
     other request (and `langgraph dev` refuses blocking calls there): a scrape returns the
-    last summary, at most `REFRESH_S` old, and wakes the refresher when it is older.
+    last summary and wakes the refresher when that is older than `REFRESH_S`, so history is
+    only read while someone scrapes. `crane_metrics_computed_seconds` says when the summary was
+    made: a history that stopped being readable shows as a summary that stops getting newer.
     """
 
     def __init__(self) -> None:
         self._latest: dict[str, Any] | None = None
         self._at = -math.inf
+        self._computed = 0.0
         self._wake = threading.Event()
         self._started = False
         self._lock = threading.Lock()
@@ -78,15 +104,31 @@ class CraneCollector(Collector):
                 self._started = True
                 threading.Thread(target=self._refresh, name="crane-metrics", daemon=True).start()
 
+    def describe(self) -> list[GaugeMetricFamily]:
+        """Return no metric names, so that registering computes no summary.
+
+        The default registry calls `collect` at registration otherwise, at import time.
+        """
+        return []
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield the gauges of the last summary (none before the first one is ready)."""
-        self.start()
         with self._lock:
-            latest, stale = self._latest, time.monotonic() - self._at > REFRESH_S
+            latest, at, stale = (
+                self._latest,
+                self._computed,
+                time.monotonic() - self._at > REFRESH_S,
+            )
         if stale:
             self._wake.set()
         if latest is not None:
             yield from summary_metrics(latest)
+            yield _gauge(
+                "metrics_computed_seconds",
+                "When this summary was computed, seconds since the epoch.",
+                [],
+                [([], at)],
+            )
 
     def _refresh(self) -> None:
         while True:
@@ -96,8 +138,8 @@ class CraneCollector(Collector):
                 logger.warning("could not compute Crane's metrics: %s", exc)
             else:
                 with self._lock:
-                    self._latest, self._at = summary, time.monotonic()
-            self._wake.wait(REFRESH_S)
+                    self._latest, self._at, self._computed = summary, time.monotonic(), time.time()
+            self._wake.wait()
             self._wake.clear()
 
 

@@ -35,13 +35,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     its process group."""
     work = tmp_path_factory.mktemp("langgraph-dev")
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LANGSMITH_", "CRANE_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "LANGSMITH_", "LANGCHAIN_", "CRANE_"))
     }
+    # Whatever the developer's shell says, this server traces nowhere.
+    env |= dict.fromkeys(
+        ("LANGSMITH_TRACING", "LANGSMITH_TRACING_V2", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"),
+        "false",
+    )
     env |= {
         "CRANE_HOME": str(work / "home"),
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "true",
-        "LANGSMITH_TRACING": "false",
     }
     log = (work / "server.log").open("w")
     process = subprocess.Popen(
@@ -161,7 +167,17 @@ def test_metrics_endpoints_answer_next_to_the_graph_api(server: str) -> None:
     assert status == 200 and kind.startswith("application/json")
     summary = json.loads(body)
     assert summary["runs"] >= 2
-    status, kind, text = _get(f"{server}/metrics")
-    assert status == 200 and kind.startswith("text/plain")
-    assert re.search(r"^crane_runs(\{[^}]*\})? \d+(\.\d+)?$", text, re.M), text[:2000]
-    assert "crane_latency_ms" in text
+    # A scrape serves the last summary and asks for a new one: poll until it counts these runs.
+    deadline = time.monotonic() + 30
+    while True:
+        status, kind, text = _get(f"{server}/metrics")
+        assert status == 200 and kind.startswith("text/plain")
+        runs = re.search(r"^crane_runs (\d+)\.0$", text, re.M)
+        if (runs and int(runs[1]) >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert runs and int(runs[1]) >= 2, text[-3000:]
+    assert re.search(r'^crane_latency_ms\{quantile="0.95"\} \d', text, re.M)
+    assert re.search(r"^crane_metrics_computed_seconds \d", text, re.M)
+    status, _, body = _get(f"{server}/metrics/planner?since=1h&user=nobody")
+    assert status == 200 and json.loads(body)["runs"] == 0

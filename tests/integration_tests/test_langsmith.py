@@ -244,7 +244,9 @@ def test_standard_variables_turn_tracing_on(
 ) -> None:
     """With LANGSMITH_TRACING and an endpoint, the SDK's own batching delivers the same trace."""
     monkeypatch.setenv("LANGSMITH_TRACING", "true")
-    monkeypatch.delenv("LANGCHAIN_TRACING_V2")  # read before LANGSMITH_TRACING: conftest's "false"
+    # read before LANGSMITH_TRACING: conftest's "false" would win
+    monkeypatch.delenv("LANGSMITH_TRACING_V2")
+    monkeypatch.delenv("LANGCHAIN_TRACING_V2")
     monkeypatch.setenv("LANGSMITH_ENDPOINT", collector.url)
     monkeypatch.setenv("LANGSMITH_API_KEY", "dummy")
     # The SDK caches variables and its client per process: start from the patched ones.
@@ -274,8 +276,8 @@ def test_off_by_default_nothing_is_sent(
     """
     monkeypatch.setenv("LANGSMITH_ENDPOINT", collector.url)
     monkeypatch.setenv("LANGSMITH_API_KEY", "dummy")
-    monkeypatch.delenv("LANGSMITH_TRACING")
-    monkeypatch.delenv("LANGCHAIN_TRACING_V2")
+    for var in ("LANGSMITH_TRACING_V2", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
+        monkeypatch.delenv(var)
     langsmith.utils.get_env_var.cache_clear()
     monkeypatch.setattr(langsmith.run_trees, "_CLIENT", None)
     try:

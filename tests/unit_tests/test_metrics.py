@@ -78,6 +78,7 @@ RUNS = [
         "completed",
         "fallback",
         error_type="timeout",  # the LLM's failure, kept on a completed fallback run
+        fallback_reason="fast (fast-model): timeout",
         complexity="moderate",
         model="fast-model",
         llm_attempts=3,
@@ -107,6 +108,7 @@ RUNS = [
         "failed",
         "fallback",
         error_type="auth",
+        fallback_reason="fast (fast-model): auth",
         complexity="simple",
         model="fast-model",
         llm_attempts=1,
@@ -164,6 +166,8 @@ def test_rates_routing_and_attempts(context: Context) -> None:
     assert s["rates"] == {
         "success": 5 / 8,
         "fallback": 2 / 8,
+        # r4, r5, r6 and r8 went to the LLM; r5 and r8 fell back
+        "llm_fallback": 2 / 4,
         "cache_hit": 2 / 8,
         "pattern_first": 1 / 8,
     }
@@ -273,7 +277,7 @@ def test_an_empty_window_has_no_values_and_no_alerts(context: Context) -> None:
 
 def test_alerts_on_fallback_rate_and_p95_objective(context: Context, tmp_path: Path) -> None:
     (fallback,) = summary(context, since=SINCE, until=NOW)["alerts"]
-    assert "fallback rate 25.0% is above 10%" in fallback
+    assert "fallback rate 50.0% of LLM-routed runs is above 10%" in fallback
     tight = Context.from_env({}, home=str(tmp_path), p95_objective_ms=79.0)
     alerts = summary(tight, since=SINCE, until=NOW)["alerts"]
     assert len(alerts) == 2 and "p95 latency 80.0 ms is above the objective of 79 ms" in alerts[1]
@@ -324,3 +328,9 @@ def test_node_ms_round_trips_through_history(tmp_path: Path) -> None:
     assert s["runs"] == 2 and s["node_ms"] == {
         "cache_lookup": {"runs": 1, "p50": 1.25, "p95": 1.25, "p99": 1.25}
     }
+
+
+@pytest.mark.parametrize("text", ["1000000w", "1969-12-31", "100000000000d"])
+def test_parse_since_refuses_times_no_run_can_have(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_since(text, NOW)
