@@ -181,14 +181,23 @@ def run_with_progress(app: Any, graph_input: Any, console: Console) -> dict[str,
     terminal is the caller's final rendering.
     """
     from rich.live import Live
+    from rich.logging import RichHandler
 
     view = ProgressView()
     response: dict[str, Any] = {}
-    with Live(view, console=console, transient=True, refresh_per_second=10) as live:
-        for kind, item in stream_events(app, graph_input):
-            if kind == "custom":
-                view.handle(item)
-                live.refresh()  # show a step as it starts, not at the next tick
-            else:
-                response = item
+    # Log handlers hold the stderr they were made with, past Live's redirection: while the
+    # view is up, log records go through the console so they print above it, not into it.
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [RichHandler(console=console, show_time=False, show_path=False)]
+    try:
+        with Live(view, console=console, transient=True, refresh_per_second=10) as live:
+            for kind, item in stream_events(app, graph_input):
+                if kind == "custom":
+                    view.handle(item)
+                    live.refresh()  # show a step as it starts, not at the next tick
+                else:
+                    response = item
+    finally:
+        root.handlers = saved
     return response

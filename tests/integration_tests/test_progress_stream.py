@@ -252,3 +252,34 @@ def test_crane_run_json_at_a_terminal_stays_json(
     monkeypatch.setattr(graph.progress, "run_with_progress", never)
     assert main(["run", "what is 6 times 7", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["answer"] == 42
+
+
+def test_log_records_during_the_live_view_go_through_its_console() -> None:
+    import logging
+
+    class Logging:
+        """A graph stand-in whose run logs a warning between two progress events."""
+
+        def stream(self, graph_input: Any, stream_mode: Any) -> Any:
+            yield (
+                "custom",
+                {
+                    "event": "step_started",
+                    "step_number": 1,
+                    "total_steps": 1,
+                    "tool_name": "calculator",
+                    "tool_input": {},
+                    "run_id": "r",
+                },
+            )
+            logging.getLogger("graph.anything").warning("the disk is nearly full")
+            yield "values", {"response": {"answer": 4}}
+
+    out = io.StringIO()
+    before = logging.getLogger().handlers[:]
+    response = graph.progress.run_with_progress(
+        Logging(), {"prompt": "x"}, Console(file=out, force_terminal=True, width=100)
+    )
+    assert response == {"answer": 4}
+    assert "the disk is nearly full" in out.getvalue()  # printed by the console, above the view
+    assert logging.getLogger().handlers == before
