@@ -137,6 +137,7 @@ def render_stats(summary: dict[str, Any], *, failures: bool = False) -> str:
     lines += [
         f"Success {pct(rates['success'])}, fallback {pct(rates['fallback'])}, cache hits "
         f"{pct(rates['cache_hit'])} ({levels}), pattern first {pct(rates['pattern_first'])}",
+        f"LLM fallback {pct(rates['llm_fallback'])} of the runs routed to the LLM; "
         f"LLM attempts per run: mean {mean}, max {most}",
         f"Routing: by complexity {counts(summary['routing']['by_complexity'])}; "
         f"by plan source {counts(summary['routing']['by_plan_source'])}",
@@ -204,6 +205,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     now = time.time()
     try:
         since = parse_since(args.since, now) if args.since is not None else None
+        if since is not None and since >= now:
+            raise ValueError(f"{args.since!r} is in the future: no run is recorded there yet")
     except ValueError as exc:
         print(f"Error: --since: {exc}", file=sys.stderr)
         return 2

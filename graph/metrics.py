@@ -120,8 +120,13 @@ def _clean(run: dict[str, Any]) -> dict[str, Any] | None:
     usage = run.get("usage")
     steps = run.get("steps")
     hit = run.get("cache_hit")
+    cost = run.get("cost_usd")
     return run | {
         "status": str(run.get("status")),
+        "prompt": str(run.get("prompt")),
+        "cost_usd": float(cost)
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost)
+        else 0.0,
         "node_ms": _numbers(run.get("node_ms")),
         "usage": {str(m): _numbers(u) for m, u in usage.items()}
         if isinstance(usage, dict)

@@ -51,10 +51,10 @@ def _summary(
 async def planner_metrics(request: Request) -> Response:
     """Return the metrics summary as JSON.
 
-    Query parameters: `user` (one user's runs), `since` and `until` (a duration back from now
-    such as `1h`, or an ISO date or date-time); the default window is the last 24 hours.
-    The summary's `slowest` lists requests as people typed them: serve this route only where
-    whoever can read it may read those.
+    The query may name a `user` (one user's runs), and `since` and `until` (each a duration
+    back from now such as `1h`, or an ISO date or date-time), or leave the window at the last
+    24 hours. The summary's `slowest` lists requests as people typed them, so serve this route
+    only where whoever can read it may read those.
     """
     params = request.query_params
     try:
@@ -66,6 +66,8 @@ async def planner_metrics(request: Request) -> Response:
     except Exception as exc:  # history cannot be read: say so instead of a bare 500
         logger.warning("could not compute Crane's metrics: %s", exc)
         return JSONResponse({"error": f"metrics unavailable: {exc}"}, status_code=503)
+    if summary["window"]["since"] >= summary["window"]["until"]:
+        return JSONResponse({"error": "the window starts after it ends"}, status_code=400)
     return JSONResponse(summary)
 
 
@@ -179,7 +181,8 @@ def summary_metrics(summary: dict[str, Any]) -> list[GaugeMetricFamily]:
         ),
         _gauge(
             "rate",
-            "Share of runs: success, fallback, cache_hit, pattern_first.",
+            "Share of runs: success, fallback, cache_hit, pattern_first; llm_fallback is the "
+            "share of LLM-routed runs whose LLM path gave up.",
             ["kind"],
             [([kind], value) for kind, value in summary["rates"].items()],
         ),

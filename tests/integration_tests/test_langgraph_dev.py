@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,8 @@ def test_runs_stream_delivers_node_updates_and_progress_events(server: str) -> N
 
 
 def test_metrics_endpoints_answer_next_to_the_graph_api(server: str) -> None:
+    before = json.loads(_get(f"{server}/metrics/planner")[2])["runs"]
+
     async def run() -> None:
         async with get_client(url=server) as client:
             await client.runs.wait(None, "crane", input={"prompt": "what is 6 times 7"})
@@ -166,18 +169,24 @@ def test_metrics_endpoints_answer_next_to_the_graph_api(server: str) -> None:
     status, kind, body = _get(f"{server}/metrics/planner")
     assert status == 200 and kind.startswith("application/json")
     summary = json.loads(body)
-    assert summary["runs"] >= 2
+    assert summary["runs"] == before + 2 and summary["rates"]["success"] < 1
     # A scrape serves the last summary and asks for a new one: poll until it counts these runs.
     deadline = time.monotonic() + 30
     while True:
         status, kind, text = _get(f"{server}/metrics")
         assert status == 200 and kind.startswith("text/plain")
         runs = re.search(r"^crane_runs (\d+)\.0$", text, re.M)
-        if (runs and int(runs[1]) >= 2) or time.monotonic() > deadline:
+        if (runs and int(runs[1]) == before + 2) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert runs and int(runs[1]) >= 2, text[-3000:]
+    assert runs and int(runs[1]) == before + 2, text[-3000:]
     assert re.search(r'^crane_latency_ms\{quantile="0.95"\} \d', text, re.M)
     assert re.search(r"^crane_metrics_computed_seconds \d", text, re.M)
     status, _, body = _get(f"{server}/metrics/planner?since=1h&user=nobody")
     assert status == 200 and json.loads(body)["runs"] == 0
+    try:
+        _get(f"{server}/metrics/planner?since=1h&until=2h")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400
+    else:
+        raise AssertionError("a window that ends before it starts was accepted")

@@ -276,7 +276,12 @@ def test_off_by_default_nothing_is_sent(
     """
     monkeypatch.setenv("LANGSMITH_ENDPOINT", collector.url)
     monkeypatch.setenv("LANGSMITH_API_KEY", "dummy")
-    for var in ("LANGSMITH_TRACING_V2", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
+    for var in (
+        "LANGSMITH_TRACING_V2",
+        "LANGSMITH_TRACING",
+        "LANGCHAIN_TRACING_V2",
+        "LANGCHAIN_TRACING",
+    ):
         monkeypatch.delenv(var)
     langsmith.utils.get_env_var.cache_clear()
     monkeypatch.setattr(langsmith.run_trees, "_CLIENT", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,18 @@ def test_node_ms_round_trips_through_history(tmp_path: Path) -> None:
 def test_parse_since_refuses_times_no_run_can_have(text: str) -> None:
     with pytest.raises(ValueError):
         parse_since(text, NOW)
+
+
+def test_damaged_rows_cost_only_themselves(context: Context, tmp_path: Path) -> None:
+    """Rows another version or a hand edit wrote: wrong types and unreadable JSON."""
+    history = SqliteHistory(tmp_path / "history.sqlite")
+    history.record(row(9, "carol", "completed", "pattern", cost_usd="abc", prompt=5))
+    history.record(row(10, "carol", "completed", "pattern", latency_ms="slow"))
+    history.record(row(11, "carol", "failed", "llm", node_ms=[1, 2], usage={"m": 3}))
+    with sqlite3.connect(tmp_path / "history.sqlite") as conn:
+        conn.execute("UPDATE runs SET steps = '{not json' WHERE run_id = 'r11'")
+    conn.close()
+    s = summary(context, user_id="carol", since=SINCE, until=NOW)
+    assert s["runs"] == 2  # r10 has no latency at all: left out
+    assert s["cost_usd"] == 0.0 and s["node_ms"]["cache_lookup"]["runs"] == 1
+    assert {r["prompt"] for r in s["slowest"]} == {"5", "request 11"}
