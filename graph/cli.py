@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -295,6 +296,69 @@ def _cmd_history_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from graph.context import Context
+    from graph.eval_dataset import load_dataset
+    from graph.evaluation import VARIANTS, evaluate, markdown
+    from graph.models import llm_configured
+
+    if not llm_configured():
+        print(
+            "Error: crane eval measures an LLM's plans: set OPENAI_API_KEY (and OPENAI_BASE_URL "
+            "for a local or other OpenAI-compatible endpoint).",
+            file=sys.stderr,
+        )
+        return 2
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        print(f"Error: --variants takes some of: {', '.join(VARIANTS)}", file=sys.stderr)
+        return 2
+    try:
+        items = load_dataset(Path(args.dataset) if args.dataset else None)
+    except (OSError, ValueError) as exc:
+        print(f"Error: the dataset cannot be used: {exc}", file=sys.stderr)
+        return 2
+    if args.category:
+        items = [i for i in items if i.category in set(args.category)]
+    if args.limit is not None and 0 < args.limit < len(items):
+        # Evenly spaced rather than the first N, so a short run keeps the categories' mix.
+        step = len(items) / args.limit
+        items = [items[int(k * step)] for k in range(args.limit)]
+    if not items:
+        print("Error: no request of the dataset matches the selection.", file=sys.stderr)
+        return 2
+    context = Context.from_env()
+    models = sorted({context.model_for(t) for t in ("fast", "smart", "reasoning")})
+
+    def progress(variant: str, result: Any) -> None:
+        verdict = "ok" if result.correct else f"WRONG ({result.reason})"
+        print(
+            f"[{variant}] {result.id}: {verdict}, {result.plan_source}, "
+            f"{result.latency_ms:.0f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with tempfile.TemporaryDirectory(prefix="crane-eval-") as tmp:
+        home = Path(args.home) if args.home else Path(tmp)
+        report = evaluate(items, variants, home, progress=progress)
+    report["models"] = models
+    report["endpoint"] = os.environ.get("OPENAI_BASE_URL") or "OpenAI"
+    title = f"{len(items)} requests, model {', '.join(models)}, {report['seconds']} s"
+    table = markdown(report, title=title)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (out / "eval.md").write_text(table)
+    print(json.dumps(report["variants"], indent=2) if args.json else table)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `crane` command."""
     parser = argparse.ArgumentParser(
@@ -367,6 +431,33 @@ def make_parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("run_id", help="the run's id (the response's run_id)")
     forget.set_defaults(func=_cmd_history_forget)
+    evaluation = sub.add_parser(
+        "eval",
+        help="score the LLM's plans on a labeled dataset, per prompt variant",
+        description="Run the labeled requests (the bundled dataset, or --dataset) through the "
+        "graph against the configured endpoint (OPENAI_BASE_URL, CRANE_MODEL_*), once per "
+        "prompt variant, with the cache and pattern-first routing off, and print plan "
+        "validity, execution success, answer accuracy, fallback rate, latency, tokens and cost "
+        "side by side. The runs use their own data directory, never CRANE_HOME.",
+    )
+    evaluation.add_argument(
+        "--variants",
+        default="basic,few-shot,dynamic,few-shot+dynamic",
+        help="comma-separated prompt variants (default: all four)",
+    )
+    evaluation.add_argument("--dataset", default=None, help="a JSONL dataset of the same format")
+    evaluation.add_argument(
+        "--limit", type=int, default=None, help="evaluate N requests spread over the dataset"
+    )
+    evaluation.add_argument(
+        "--category", action="append", help="only this category (repeatable): calculator, ..."
+    )
+    evaluation.add_argument("--out", default=None, help="also write eval.md and eval.json here")
+    evaluation.add_argument(
+        "--home", default=None, help="keep the runs' data here (default: a temporary directory)"
+    )
+    evaluation.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    evaluation.set_defaults(func=_cmd_eval)
     return parser
 
 

@@ -162,6 +162,13 @@ class Context:
             "description": "Cached plans kept per user; the least recently used go first.",
         },
     )
+    few_shot: bool = field(
+        default=True,
+        metadata={
+            "env": "CRANE_FEW_SHOT",
+            "description": "Show the LLM planner the hand-written example plans in its system prompt.",
+        },
+    )
     examples_enabled: bool = field(
         default=True,
         metadata={

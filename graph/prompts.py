@@ -32,10 +32,13 @@ Rules:
   use "todo_id" only for a number the person gave or a reference to a step that added it.
 - Keep a todo's text in the person's own words.
 - final_goal restates the request in one sentence.
+{examples}"""
 
+FEW_SHOT_SECTION = """
 Examples:
 {examples}
 """
+"""The hand-written examples' part of the system prompt (left out with `CRANE_FEW_SHOT=false`)."""
 
 DYNAMIC_EXAMPLES_HEADER = (
     "Earlier requests of this person that were planned like this and ran successfully:"

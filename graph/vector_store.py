@@ -675,6 +675,38 @@ class VectorStore:
         self._forget(dropped)
         return len(dropped)
 
+    def copy_users(self, sources: Iterable[str], target: str) -> int:
+        """Give `target` a copy of the live entries of the `sources` users; return how many.
+
+        An entry whose (signature, key) `target` already has is skipped, as is a later source's
+        entry for a key an earlier copied one took. The copies are new entries (new ids, fresh
+        `last_used`, no hits) with the original `run_id`, so forgetting a run forgets its copies.
+        `max_entries` is not applied here; the next `put` for `target` applies it.
+
+        Raises:
+            sqlite3.Error, OSError, ValueError: the store cannot be written.
+        """
+        t = self.table
+        copied = 0
+        with self._db.write() as conn:
+            now = self._clock()
+            for source in dict.fromkeys(sources):
+                if source == target:
+                    continue
+                sql, args = self._live(
+                    f"SELECT signature, key, template, space, dim, vector, run_id, payload, "
+                    f"created_at FROM {t} WHERE user_id = ?",
+                    [source],
+                )
+                copied += conn.execute(
+                    f"INSERT OR IGNORE INTO {t} (user_id, signature, key, template, space, dim, "
+                    "vector, run_id, payload, created_at, last_used, hits) "
+                    f"SELECT ?, signature, key, template, space, dim, vector, run_id, payload, "
+                    f"created_at, ?, 0 FROM ({sql}) ORDER BY created_at",
+                    [target, now, *args],
+                ).rowcount
+        return copied
+
     def clear(self, user_id: str | None = None) -> int:
         """Delete every entry of `user_id`, or of everyone; return how many.
 

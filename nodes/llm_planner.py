@@ -40,6 +40,7 @@ from graph.progress import emit
 from graph.prompts import (
     DYNAMIC_EXAMPLES_HEADER,
     FEW_SHOT_EXAMPLES,
+    FEW_SHOT_SECTION,
     PLANNER_SYSTEM_PROMPT,
     REPAIR_PROMPT,
 )
@@ -59,14 +60,19 @@ BREAKER_OPENS_AT_ONCE = frozenset({"auth", "not_found"})
 
 
 def system_prompt(services: Services) -> str:
-    """Return the planner's system prompt: tool specs and the hand-written examples."""
+    """Return the planner's system prompt: tool specs, rules and (unless turned off) examples."""
     specs = "\n".join(
         f"- {s['name']}: {s['description']}\n  input schema: {json.dumps(s['input_schema'])}"
         for s in services.tools.specs()
     )
-    shown = "\n".join(
-        f"Request: {request}\nPlan: {json.dumps(plan)}" for request, plan in FEW_SHOT_EXAMPLES
-    )
+    shown = ""
+    if services.context.few_shot:
+        shown = FEW_SHOT_SECTION.format(
+            examples="\n".join(
+                f"Request: {request}\nPlan: {json.dumps(plan)}"
+                for request, plan in FEW_SHOT_EXAMPLES
+            )
+        )
     return PLANNER_SYSTEM_PROMPT.format(tool_specs=specs, max_steps=MAX_STEPS, examples=shown)
 
 

@@ -273,6 +273,32 @@ def test_delete_delete_runs_and_clear(make: Callable[..., VectorStore]) -> None:
     assert list(store.index_dir.glob("*.faiss")) == []  # emptied partitions lose their snapshots
 
 
+def test_copy_users_gives_a_user_live_copies_that_forget_with_their_runs(
+    make: Callable[..., VectorStore],
+) -> None:
+    clock = Clock(1_000.0)
+    store = make(clock=clock, ttl_s=100.0)
+    x = vectors(5)
+    put(store, 0, x[0], user="a", run_id="run-0")
+    put(store, 1, x[1], user="a", run_id="run-1")
+    clock.now = 1_090.0
+    put(store, 1, x[2], user="b", run_id="run-2")  # the same key as a's run-1, newer
+    put(store, 3, x[3], user="b", run_id="run-3")
+    own = put(store, 3, x[4], user="t", run_id="run-4")  # the target already has key k3
+    clock.now = 1_101.0  # a's entries (created at 1000) are past the TTL: not copied
+
+    assert store.copy_users(["b", "a", "b", "t"], "t") == 1
+    entries = {e.key: e for e in (store.get("t", "sig", f"k{i}") for i in range(4)) if e}
+    assert set(entries) == {"k1", "k3"}
+    assert entries["k1"].run_id == "run-2" and entries["k3"].id == own
+    hits = store.search("t", "sig", "m", x[2], 5)
+    assert [e.run_id for e, _ in hits][0] == "run-2"
+    assert store.get("b", "sig", "k1") is not None  # the source keeps its entry
+
+    assert store.delete_runs(["run-2"]) == 2  # the copy goes with its run
+    assert store.get("t", "sig", "k1") is None and store.copy_users([], "t") == 0
+
+
 # TTL and LRU
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from graph.plan import Plan, PlanStep
+from graph.prompts import FEW_SHOT_EXAMPLES
 from graph.state import State
 from nodes.llm_planner import allm_planner, llm_planner, planner_messages, system_prompt
 from tests.fakes import OPENAI_ERROR_TYPES, fake_model, make_services, openai_error, plan_message
@@ -95,6 +97,16 @@ def test_first_attempt_has_no_feedback(tmp_path: Any) -> None:
 def test_system_prompt_is_generated_from_the_registry(tmp_path: Any) -> None:
     prompt = system_prompt(make_services(tmp_path))
     assert '"expression"' in prompt and '"todo_id"' in prompt and "user_id" not in prompt
+
+
+def test_few_shot_off_leaves_the_hand_written_examples_out(tmp_path: Any) -> None:
+    with_examples = system_prompt(make_services(tmp_path))
+    basic = system_prompt(make_services(tmp_path, few_shot=False))
+    request, plan = FEW_SHOT_EXAMPLES[0]
+    shown = f"Request: {request}\nPlan: {json.dumps(plan)}"
+    assert shown in with_examples and "\nExamples:\nRequest: " in with_examples
+    assert shown not in basic and "\nExamples:\nRequest: " not in basic
+    assert with_examples.startswith(basic.rstrip("\n"))  # only the examples differ
 
 
 def test_a_tier_without_a_model_is_an_error_not_a_crash(tmp_path: Any) -> None:
