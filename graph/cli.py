@@ -297,15 +297,16 @@ def _cmd_history_forget(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import dataclasses
     import tempfile
     from pathlib import Path
 
     from graph.context import Context
     from graph.eval_dataset import load_dataset
-    from graph.evaluation import VARIANTS, evaluate, markdown
+    from graph.evaluation import VARIANTS, evaluate, rescore
     from graph.models import llm_configured
 
-    if not llm_configured():
+    if not llm_configured() and not args.rescore:
         print(
             "Error: crane eval measures an LLM's plans: set OPENAI_API_KEY (and OPENAI_BASE_URL "
             "for a local or other OpenAI-compatible endpoint).",
@@ -331,24 +332,50 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not items:
         print("Error: no request of the dataset matches the selection.", file=sys.stderr)
         return 2
+    if args.rescore:
+        report = rescore(items, Path(args.rescore))
+        if not report["variants"]:
+            print(f"Error: {args.rescore} holds no evaluation runs.", file=sys.stderr)
+            return 2
+        return _report_eval(args, report, f"{report['items']} requests, scored again")
     context = Context.from_env()
     models = sorted({context.model_for(t) for t in ("fast", "smart", "reasoning")})
 
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "runs.jsonl").write_text("")
+
     def progress(variant: str, result: Any) -> None:
-        verdict = "ok" if result.correct else f"WRONG ({result.reason})"
+        verdict = "ok" if result.llm_correct else f"WRONG ({result.reason or 'not the LLM'})"
         print(
-            f"[{variant}] {result.id}: {verdict}, {result.plan_source}, "
-            f"{result.latency_ms:.0f} ms",
+            f"[{variant}] {result.id}: {verdict}, {result.plan_source}, {result.latency_ms:.0f} ms",
             file=sys.stderr,
             flush=True,
         )
+        if out is not None:  # every run as it ends: a long evaluation that stops keeps its runs
+            with (out / "runs.jsonl").open("a") as f:
+                row = {"variant": variant, **dataclasses.asdict(result)}
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="crane-eval-") as tmp:
         home = Path(args.home) if args.home else Path(tmp)
-        report = evaluate(items, variants, home, progress=progress)
+        try:
+            report = evaluate(items, variants, home, progress=progress)
+        except ValueError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 2
     report["models"] = models
     report["endpoint"] = os.environ.get("OPENAI_BASE_URL") or "OpenAI"
     title = f"{len(items)} requests, model {', '.join(models)}, {report['seconds']} s"
+    return _report_eval(args, report, title)
+
+
+def _report_eval(args: argparse.Namespace, report: dict[str, Any], title: str) -> int:
+    from pathlib import Path
+
+    from graph.evaluation import markdown
+
     table = markdown(report, title=title)
     if args.out:
         out = Path(args.out)
@@ -452,9 +479,20 @@ def make_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--category", action="append", help="only this category (repeatable): calculator, ..."
     )
-    evaluation.add_argument("--out", default=None, help="also write eval.md and eval.json here")
+    evaluation.add_argument(
+        "--out",
+        default=None,
+        help="also write eval.md, eval.json and, as they end, every run to runs.jsonl here",
+    )
     evaluation.add_argument(
         "--home", default=None, help="keep the runs' data here (default: a temporary directory)"
+    )
+    evaluation.add_argument(
+        "--rescore",
+        default=None,
+        metavar="HOME",
+        help="call no model: score again the runs an evaluation left in HOME (its --home), "
+        "e.g. after a label or scorer change",
     )
     evaluation.add_argument("--json", action="store_true", help="print the summaries as JSON")
     evaluation.set_defaults(func=_cmd_eval)

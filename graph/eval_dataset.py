@@ -383,14 +383,21 @@ def apply_setup(todos: TodoStore, user_id: str, item: EvalItem) -> None:
 # --- Scoring ------------------------------------------------------------------------------
 
 
+_ARTICLES = frozenset({"a", "an", "the"})
+
+
 def normalise_text(text: str) -> str:
-    """Fold a todo text for comparison: casefolded, punctuation dropped, whitespace collapsed."""
+    """Fold a todo text for comparison: casefolded, punctuation and articles dropped.
+
+    "Renew the passport." and "renew passport" compare equal: a model that drops or adds an
+    article has kept the person's todo; any other changed word makes another todo.
+    """
     folded = unicodedata.normalize("NFKC", text).casefold()
     kept = (
         "" if ch in _APOSTROPHES else " " if unicodedata.category(ch).startswith("P") else ch
         for ch in folded
     )
-    return " ".join("".join(kept).split())
+    return " ".join(w for w in "".join(kept).split() if w not in _ARTICLES)
 
 
 def score(item: EvalItem, response: dict[str, Any], todos_after: list[dict[str, Any]]) -> Verdict:

@@ -17,12 +17,18 @@ Variants:
 
 The dynamic variants need a history to learn from. A first pass with the few-shot prompt (the
 `few-shot` variant itself, reused when it is selected) seeds it, in two folds: the requests are
-split in two halves, and each half is evaluated with the examples the other half's successful
-runs left, so no request ever sees its own earlier plan.
+split in two by a hash of their normalized text (so a request repeated in the dataset stays in
+one fold), and each fold is evaluated with the examples the other fold's successful runs left,
+so no request ever sees its own earlier plan.
+
+The figures are about what the LLM did: a run the rules rescued is a fallback, not a right
+answer of the LLM's (`ItemResult.llm_correct`); what the person got, rescues included, is
+reported next to it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.eval_dataset import EvalItem, apply_setup, score
+from graph.guard import normalize
 from graph.history import SqliteHistory
 from graph.metrics import percentile
 from tools.todo_store import TodoStore
@@ -50,7 +57,13 @@ DYNAMIC = frozenset({"dynamic", "few-shot+dynamic"})
 _SEED: dict[str, Any] = {"few_shot": True, "examples_enabled": True, "examples_k": 0}
 
 # What every evaluated run shares: the LLM plans everything and is never skipped.
-_EVAL: dict[str, Any] = {"cache_enabled": False, "pattern_first": False, "breaker_threshold": 1_000_000}
+# A daily budget would starve the later variants of one evaluation, so there is none.
+_EVAL: dict[str, Any] = {
+    "cache_enabled": False,
+    "pattern_first": False,
+    "breaker_threshold": 1_000_000,
+    "budget_usd": None,
+}
 
 Progress = Callable[[str, "ItemResult"], None]
 
@@ -70,8 +83,8 @@ class ItemResult:
     status: str | None
     plan_source: str | None
     error_type: str | None
-    llm_valid: bool
-    """The LLM's final answer was a valid plan, or a decline (an empty plan)."""
+    declined: bool
+    """The LLM's last answer was an empty plan: it found no tool for the request."""
     llm_calls: int
     tokens: int
     cost_usd: float
@@ -80,6 +93,19 @@ class ItemResult:
     """Dynamic examples the planner was shown."""
     plan: Any = field(default=None, repr=False)
     answer: Any = field(default=None, repr=False)
+
+    @property
+    def llm_correct(self) -> bool:
+        """Right because of the LLM: its plan gave the right outcome, or it declined a must-fail.
+
+        A run the rules rescued, or a must-fail request that failed only because the LLM path
+        broke (a timeout, garbage output), is not the LLM's doing.
+        """
+        if not self.correct:
+            return False
+        if self.must_fail:
+            return self.declined or self.plan_source == "llm"
+        return self.plan_source == "llm"
 
 
 def run_item(
@@ -96,9 +122,15 @@ def run_item(
         response = app.invoke({"prompt": item.request, "user_id": user_id})["response"]
     except Exception as exc:  # a run must never raise; if one does, it is a wrong answer
         response = {"status": "failed", "error": f"the run raised {type(exc).__name__}: {exc}"}
-    verdict = score(item, response, todos.list(user_id)["todos"])
     row = history.get(str(response.get("run_id"))) or {}
-    source = response.get("plan_source")
+    return _result(item, response, row, todos.list(user_id)["todos"])
+
+
+def _result(
+    item: EvalItem, response: dict[str, Any], row: dict[str, Any], todos_after: list[dict[str, Any]]
+) -> ItemResult:
+    """Score a run from its response, its history row and the todo list it left."""
+    verdict = score(item, response, todos_after)
     return ItemResult(
         id=item.id,
         category=item.category,
@@ -108,9 +140,9 @@ def run_item(
         plan_matches=verdict.plan_matches,
         reason=verdict.reason,
         status=response.get("status"),
-        plan_source=source,
+        plan_source=response.get("plan_source"),
         error_type=response.get("error_type"),
-        llm_valid=source == "llm" or row.get("error_type") == "declined" or _declined(row),
+        declined=_declined(row),
         llm_calls=int(row.get("llm_attempts") or 0),
         tokens=int(response.get("tokens") or 0),
         cost_usd=float(response.get("cost_usd") or 0.0),
@@ -121,31 +153,79 @@ def run_item(
     )
 
 
+def rescore(items: Sequence[EvalItem], home: Path) -> dict[str, Any]:
+    """Score again the runs an evaluation left in `home`, without calling any model.
+
+    For a changed scorer or label: each variant's run of each item is read back from history
+    (its user is `variant/item-id`) with the todo list it left. Items without a run are skipped.
+
+    Returns:
+        The report, as `evaluate` returns it (without settings and timing).
+    """
+    results: dict[str, list[ItemResult]] = {}
+    if not (home / "history.sqlite").is_file():  # never create a store where there was none
+        return {"variants": {}, "results": {}, "items": 0}
+    history = SqliteHistory(home / "history.sqlite")
+    todos = TodoStore(home / "todos.sqlite")
+    for name in VARIANTS:
+        done = []
+        for item in items:
+            user = f"{name}/{item.id}"
+            rows = history.recent(user, limit=1)
+            if rows:
+                done.append(_result(item, rows[0], rows[0], todos.list(user)["todos"]))
+        if done:
+            results[name] = done
+    return {
+        "variants": {name: summarize(rs) for name, rs in results.items()},
+        "results": {name: [asdict(r) for r in rs] for name, rs in results.items()},
+        "items": len({r.id for rs in results.values() for r in rs}),
+    }
+
+
 def _declined(row: dict[str, Any]) -> bool:
-    # A decline that the rules then answered keeps the decline only in the fallback reason.
-    return "found no tool" in str(row.get("fallback_reason") or "")
+    # Each LLM attempt appends "tier (model): outcome" to the route; the last one decides.
+    route = row.get("llm_route")
+    return isinstance(route, list) and bool(route) and str(route[-1]).endswith(": declined")
 
 
 def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
-    """Return one variant's figures: validity, success, accuracy, fallback, latency, tokens, cost."""
+    """Return one variant's figures, each about what the LLM itself did unless it says otherwise.
+
+    - `plan_validity`: runs whose LLM answered with a plan the validator accepted, or declined.
+    - `declined_doable`: requests that should succeed which the LLM declined.
+    - `execution_success`: requests that should succeed whose LLM plan ran to completion.
+    - `answer_accuracy`: runs right because of the LLM (`ItemResult.llm_correct`).
+    - `answer_accuracy_with_fallback`: runs that ended right, the rules' rescues included: what
+      the person got.
+    - `plan_match`: LLM plans with the expected tools and actions, of those with an expectation.
+    - `fallback_rate`: runs the rule planner answered after the LLM path gave up.
+    - `tokens_per_successful_plan`, `cost_per_successful_plan_usd`: everything the variant spent
+      (failed calls and declines included) over its runs completed with an LLM plan.
+    """
     n = len(results)
     if n == 0:
         return {"n": 0}
-    to_run = [r for r in results if not r.must_fail]
-    successful_plans = [r for r in results if r.plan_source == "llm" and r.status == "completed"]
+    doable = [r for r in results if not r.must_fail]
+    llm_plans = [r for r in results if r.plan_source == "llm"]
+    successful_plans = [r for r in llm_plans if r.status == "completed"]
     latencies = [r.latency_ms for r in results]
     tokens = sum(r.tokens for r in results)
     cost = sum(r.cost_usd for r in results)
-    matches = [r.plan_matches for r in results if r.plan_matches is not None]
+    matches = [r.plan_matches for r in llm_plans if r.plan_matches is not None]
     by_category: dict[str, list[ItemResult]] = {}
     for r in results:
         by_category.setdefault(r.category, []).append(r)
     per_plan = len(successful_plans)
     return {
         "n": n,
-        "plan_validity": _share(sum(r.llm_valid for r in results), n),
-        "execution_success": _share(sum(r.status == "completed" for r in to_run), len(to_run)),
-        "answer_accuracy": _share(sum(r.correct for r in results), n),
+        "plan_validity": _share(len(llm_plans) + sum(r.declined for r in results), n),
+        "declined_doable": _share(sum(r.declined for r in doable), len(doable)),
+        "execution_success": _share(
+            sum(r.plan_source == "llm" and r.status == "completed" for r in doable), len(doable)
+        ),
+        "answer_accuracy": _share(sum(r.llm_correct for r in results), n),
+        "answer_accuracy_with_fallback": _share(sum(r.correct for r in results), n),
         "plan_match": _share(sum(matches), len(matches)),
         "fallback_rate": _share(sum(r.plan_source == "fallback" for r in results), n),
         "llm_calls_per_run": round(sum(r.llm_calls for r in results) / n, 2),
@@ -156,9 +236,10 @@ def summarize(results: Sequence[ItemResult]) -> dict[str, Any]:
         "tokens_per_successful_plan": round(tokens / per_plan) if per_plan else None,
         "cost_per_successful_plan_usd": round(cost / per_plan, 6) if per_plan else None,
         "accuracy_by_category": {
-            c: _share(sum(r.correct for r in rs), len(rs)) for c, rs in sorted(by_category.items())
+            c: _share(sum(r.llm_correct for r in rs), len(rs))
+            for c, rs in sorted(by_category.items())
         },
-        "wrong": [r.id for r in results if not r.correct],
+        "wrong": [r.id for r in results if not r.llm_correct],
     }
 
 
@@ -195,24 +276,35 @@ def evaluate(
         `{"variants": {name: summary}, "results": {name: [item results]}, "settings": ...}`.
 
     Raises:
-        ValueError: an unknown variant, or no items.
+        ValueError: an unknown variant, no items, a `home` that is not empty, or dynamic
+            variants with `CRANE_EXAMPLES_K=0` (they would be their static twins).
     """
+    from graph.context import Context
+
+    variants = list(dict.fromkeys(variants))
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     if not items:
         raise ValueError("there is nothing to evaluate: the dataset selection is empty")
+    if home.exists() and any(home.iterdir()):
+        # Earlier runs' todos and examples would leak into these (a request shown its own plan).
+        raise ValueError(f"the evaluation's data directory {home} must be empty")
+    context = Context.from_env(home=str(home), **_EVAL)
+    if DYNAMIC & set(variants) and context.examples_k == 0:
+        raise ValueError("the dynamic variants need CRANE_EXAMPLES_K of at least 1")
     if build is None:
         from graph import build_graph
 
         build = build_graph
     home.mkdir(parents=True, exist_ok=True)
-    folds = (list(items[0::2]), list(items[1::2]))
+    folds: tuple[list[EvalItem], list[EvalItem]] = ([], [])
+    for item in items:
+        folds[fold_of(item.request)].append(item)
     results: dict[str, list[ItemResult]] = {}
     started = time.perf_counter()
 
     def runtime(settings: dict[str, Any]) -> _Runtime:
-        from graph.context import Context
         from graph.services import open_plan_stores
 
         app = build(home=str(home), **_EVAL, **settings)
@@ -258,8 +350,27 @@ def evaluate(
         "variants": {name: summarize(rs) for name, rs in ordered.items()},
         "results": {name: [asdict(r) for r in rs] for name, rs in ordered.items()},
         "items": len(items),
+        "folds": [len(f) for f in folds],
+        "settings": {
+            "models": {t: context.model_for(t) for t in ("fast", "smart", "reasoning")},
+            "examples_k": context.examples_k,
+            "llm_timeout_s": context.llm_timeout_s,
+            "llm_max_tokens": context.llm_max_tokens,
+            "retry_deadline_s": context.retry_deadline_s,
+            "embeddings": context.embeddings,
+            **_EVAL,
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def fold_of(request: str) -> int:
+    """Return the fold (0 or 1) of a request: by its folded text, so repeats share one.
+
+    A request and its repeat elsewhere in the dataset, even in other case, must not teach each
+    other.
+    """
+    return hashlib.sha256(normalize(request).casefold().encode()).digest()[0] % 2
 
 
 def _in_order(items: Sequence[EvalItem], results: list[ItemResult]) -> list[ItemResult]:
@@ -285,8 +396,10 @@ def _usd(value: Any) -> str:
 
 _ROWS: list[tuple[str, str, Callable[[Any], str]]] = [
     ("plan validity", "plan_validity", _pct),
+    ("declined a doable request", "declined_doable", _pct),
     ("execution success", "execution_success", _pct),
     ("answer accuracy", "answer_accuracy", _pct),
+    ("answer accuracy with the rules' fallback", "answer_accuracy_with_fallback", _pct),
     ("plan match", "plan_match", _pct),
     ("fallback rate", "fallback_rate", _pct),
     ("LLM calls per run", "llm_calls_per_run", _num),

@@ -252,7 +252,7 @@ def summary(
         "errors_by_type": _errors(runs),
         "usage_by_model": usage,
         "tokens": sum(int(u.get("tokens", 0)) for u in usage.values()),
-        "cost_usd": sum(float(run.get("cost_usd") or 0) for run in runs),
+        "cost_usd": round(sum(float(run.get("cost_usd") or 0) for run in runs), 10),
         "budget": {
             "usd": context.budget_usd,
             "spent_usd": spent_today,

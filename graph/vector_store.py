@@ -454,6 +454,8 @@ class VectorStore:
         self._queued: set[tuple[str, _Key]] = set()
         """Jobs queued or running; a job leaves it when it has finished."""
         self._jobs_cv = threading.Condition()
+        self._running = 0
+        """Jobs between their start and the scheduling of their follow-up."""
         self._worker: threading.Thread | None = None
 
     # Exact lookups
@@ -831,7 +833,7 @@ class VectorStore:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no index build or snapshot is queued or running; False on timeout."""
         with self._jobs_cv:
-            return self._jobs_cv.wait_for(lambda: not self._queued, timeout)
+            return self._jobs_cv.wait_for(lambda: not self._queued and not self._running, timeout)
 
     # SQLite helpers
 
@@ -1101,21 +1103,30 @@ class VectorStore:
             self._run(job, part)
 
     def _run(self, job: str, part: _Partition) -> None:
-        done = False
+        with self._jobs_cv:
+            self._running += 1
         try:
-            with self._guarded(part):
-                if job == "build":
-                    self._rebuild(part, None)
-                else:
-                    self._write_snapshot(part)
-                done = True
+            done = False
+            try:
+                with self._guarded(part):
+                    if job == "build":
+                        self._rebuild(part, None)
+                    else:
+                        self._write_snapshot(part)
+                    done = True
+            finally:
+                with self._jobs_cv:
+                    self._queued.discard((job, part.key))
+            if done:
+                # Still counted as running: `wait_idle` cannot return before the follow-up (a
+                # snapshot after a build) is queued, and a follow-up of this job's own kind is
+                # not mistaken for this job and dropped.
+                with self._guarded(part):
+                    self._maintain(part)
         finally:
             with self._jobs_cv:
-                self._queued.discard((job, part.key))
+                self._running -= 1
                 self._jobs_cv.notify_all()
-        if done:
-            with self._guarded(part):
-                self._maintain(part)
 
     # Snapshots
 

@@ -35,7 +35,7 @@ def build_response(state: State, latency_ms: float) -> dict[str, Any]:
         "model": state.model if state.plan_source == "llm" else None,
         "complexity": state.complexity,
         "tokens": state.tokens,
-        "cost_usd": state.cost_usd,
+        "cost_usd": round(state.cost_usd, 10),  # float sums leave noise like 0.004604000000000001
         "latency_ms": round(latency_ms, 3),
         "fallback_reason": state.fallback_reason,
         "cache_hit": state.cache_hit,

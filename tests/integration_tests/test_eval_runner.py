@@ -10,7 +10,7 @@ import pytest
 
 from graph.cli import main
 from graph.eval_dataset import load_dataset
-from graph.evaluation import VARIANTS, evaluate, markdown
+from graph.evaluation import VARIANTS, evaluate, fold_of, markdown, rescore
 from graph.pattern_planner import plan_request
 from graph.prompts import DYNAMIC_EXAMPLES_HEADER, FEW_SHOT_EXAMPLES
 from tests.openai_server import OpenAIServer, Reply, running_server
@@ -190,3 +190,82 @@ def test_crane_eval_writes_the_table_and_refuses_to_run_offline(
     monkeypatch.setenv("OPENAI_API_KEY", "")
     assert main(["eval", "--dataset", str(dataset)]) == 2
     assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def decline(text: str) -> dict[str, Any]:
+    return {"steps": [], "final_goal": "No tool can do this."}
+
+
+@pytest.mark.parametrize("endpoint", ["declines", "garbage"])
+def test_what_the_rules_rescue_is_not_credited_to_the_llm(
+    server: OpenAIServer, dataset: Path, tmp_path: Path, endpoint: str
+) -> None:
+    if endpoint == "declines":
+        server.planner = decline
+    else:
+        server.default(Reply(content="Sure! Here is your plan: step one, compute it."))
+    report = evaluate(load_dataset(dataset), ["basic"], tmp_path / "home")
+    summary = report["variants"]["basic"]
+    # The rules answer every doable request (the endpoint's wrong "9%" plan is never asked for).
+    assert summary["answer_accuracy_with_fallback"] == 1.0 and summary["fallback_rate"] == 0.8
+    assert summary["execution_success"] == 0.0 and summary["plan_match"] is None
+    assert summary["tokens_per_successful_plan"] is None
+    if endpoint == "declines":
+        # Declining the flight is the LLM's right answer; declining the rest is not.
+        assert summary["answer_accuracy"] == 0.2 and summary["wrong"] == ["c1", "c2", "t1", "t2"]
+        assert summary["plan_validity"] == 1.0 and summary["declined_doable"] == 1.0
+    else:
+        # The flight was refused by the rules after the LLM broke: not the LLM's doing either.
+        assert summary["answer_accuracy"] == 0.0 and summary["plan_validity"] == 0.0
+        assert summary["declined_doable"] == 0.0
+    assert summary["accuracy_by_category"]["calculator"] == 0.0
+
+
+def test_an_evaluation_refuses_a_used_home_and_settings_that_defeat_it(
+    server: OpenAIServer, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = load_dataset(dataset)[:1]
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "history.sqlite").write_text("")
+    with pytest.raises(ValueError, match="must be empty"):
+        evaluate(items, ["basic"], used)
+    monkeypatch.setenv("CRANE_EXAMPLES_K", "0")
+    with pytest.raises(ValueError, match="CRANE_EXAMPLES_K"):
+        evaluate(items, ["dynamic"], tmp_path / "fresh")
+    monkeypatch.setenv("CRANE_BUDGET_USD", "0")  # a spent budget must not starve the evaluation
+    report = evaluate(items, ["basic", "basic"], tmp_path / "fresh")
+    assert list(report["variants"]) == ["basic"]
+    assert report["variants"]["basic"]["execution_success"] == 1.0
+    assert report["settings"]["budget_usd"] is None and report["settings"]["examples_k"] == 0
+
+
+def test_a_repeated_request_stays_in_one_fold() -> None:
+    assert fold_of("Mark buy milk as done") == fold_of("mark buy milk as done ")
+    folds = {fold_of(f"what is {n} plus {n}") for n in range(20)}
+    assert folds == {0, 1}
+
+
+def test_rescore_reads_the_runs_back_and_applies_a_changed_label(
+    server: OpenAIServer,
+    dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    home = tmp_path / "home"
+    items = load_dataset(dataset)
+    report = evaluate(items, ["basic", "few-shot"], home)
+    again = rescore(items, home)
+    assert again["variants"] == report["variants"]
+    assert again["results"] == report["results"]
+
+    fixed = tmp_path / "fixed.jsonl"  # the label of c2 said 4.5; say the endpoint's 59 is right
+    fixed.write_text(dataset.read_text().replace('"answer": 4.5', '"answer": 59'))
+    monkeypatch.setenv("OPENAI_API_KEY", "")  # rescoring calls no model
+    out = tmp_path / "out"
+    assert main(["eval", "--rescore", str(home), "--dataset", str(fixed), "--out", str(out)]) == 0
+    assert "| answer accuracy | 100% | 100% |" in capsys.readouterr().out
+    assert json.loads((out / "eval.json").read_text())["variants"]["basic"]["wrong"] == []
+    assert main(["eval", "--rescore", str(tmp_path / "nothing"), "--dataset", str(fixed)]) == 2
+    assert not (tmp_path / "nothing").exists()
