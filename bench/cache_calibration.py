@@ -14,13 +14,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from bench.common import RESULTS, quote_in_readme
 from graph.context import DEFAULT_CACHE_THRESHOLD
 from tests.cache_eval import calibrate, evaluate, hit_rate, open_cache, unrelated_similarity
 from tests.cache_pairs import PAIRS
-
-RESULTS = Path(__file__).parent / "results"
-README = Path(__file__).parent.parent / "README.md"
-BEGIN, END = "<!-- cache-calibration -->", "<!-- /cache-calibration -->"
 
 
 def run(embeddings: str) -> dict[str, Any]:
@@ -97,20 +94,16 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the calibration and write the results."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--embeddings", default="local", help="a CRANE_EMBEDDINGS value")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     report = run(args.embeddings)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cache_calibration.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "cache_calibration.md").write_text(markdown(report))
-    readme = README.read_text()
-    if BEGIN in readme and END in readme:  # the README quotes the latest table
-        head, rest = readme.split(BEGIN, 1)
-        table = markdown(report).split("\n", 2)[2]
-        README.write_text(f"{head}{BEGIN}\n{table}{END}{rest.split(END, 1)[1]}")
+    quote_in_readme("cache-calibration", markdown(report).split("\n", 2)[2])
     print(markdown(report))  # noqa: T201
 
 

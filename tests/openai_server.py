@@ -476,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
             models = self.server.owner.models_seen()
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in models]
             self._send_json(200, {"object": "list", "data": data})
+        elif path == "/stats":
+            self._send_json(200, self.server.owner.stats())
         else:
             self._send_error_body(404, f"Unknown request URL: GET {self.path}.", code_name=None)
 
@@ -769,6 +771,22 @@ class OpenAIServer:
             self.embedding_requests.clear()
             self.max_in_flight = self.in_flight
             self.connections = 0
+
+    def stats(self) -> dict[str, Any]:
+        """Return the counters (also served as `GET /stats`, for a server in another process).
+
+        `chat_ms` lists each answered chat request's time in the server, in arrival order.
+        """
+        with self._lock:
+            return {
+                "chat_requests": len(self.requests),
+                "embedding_requests": len(self.embedding_requests),
+                "max_in_flight": self.max_in_flight,
+                "connections": self.connections,
+                "chat_ms": [
+                    (r.finished_at - r.started_at) * 1000 for r in self.requests if r.finished_at
+                ],
+            }
 
     def models_seen(self) -> list[str]:
         """Return the models requested so far, in first-seen order."""
