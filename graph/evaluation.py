@@ -341,7 +341,7 @@ def evaluate(
         rt = runtime(VARIANTS[name])
         done: list[ItemResult] = []
         for fold in (0, 1):
-            # Each half learns from the other half's seeding runs only.
+            # Each fold learns from the other fold's seeding runs only.
             teachers = [f"{label_of_seed}/{r.id}" for r in seeded.get(1 - fold, [])]
             done += pass_over(name, rt, fold, teachers if name in DYNAMIC else [])
         results[name] = _in_order(items, done)
