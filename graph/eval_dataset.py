@@ -209,36 +209,27 @@ def _number(value: Any, where: str) -> int | float:
     return value
 
 
-def _setup(value: Any) -> tuple[SetupTodo, ...]:
+def _todo_objects(value: Any, name: str) -> list[tuple[Any, str, bool]]:
+    """Read a list of {"text", "completed"} objects: each raw text, where it is, and its flag."""
     if not isinstance(value, list):
-        _fail(f"'setup' must be a list, not {_kind(value)}")
-    todos = []
+        _fail(f"'{name}' must be a list, not {_kind(value)}")
+    read = []
     for index, raw in enumerate(value):
-        where = f"setup[{index}]"
+        where = f"{name}[{index}]"
         todo = _object(raw, where, _TODO_KEYS, set(_TODO_KEYS))
-        todos.append(
-            SetupTodo(
-                _text(todo["text"], f"{where}.text"),
-                _flag(todo["completed"], f"{where}.completed"),
-            )
-        )
-    return tuple(todos)
+        read.append((todo["text"], f"{where}.text", _flag(todo["completed"], f"{where}.completed")))
+    return read
+
+
+def _setup(value: Any) -> tuple[SetupTodo, ...]:
+    return tuple(SetupTodo(_text(t, w), done) for t, w, done in _todo_objects(value, "setup"))
 
 
 def _expected_todos(value: Any) -> tuple[ExpectedTodo, ...]:
-    if not isinstance(value, list):
-        _fail(f"'expect.todos' must be a list, not {_kind(value)}")
-    todos = []
-    for index, raw in enumerate(value):
-        where = f"expect.todos[{index}]"
-        todo = _object(raw, where, _TODO_KEYS, set(_TODO_KEYS))
-        todos.append(
-            ExpectedTodo(
-                _alternatives(todo["text"], f"{where}.text"),
-                _flag(todo["completed"], f"{where}.completed"),
-            )
-        )
-    return tuple(todos)
+    return tuple(
+        ExpectedTodo(_alternatives(t, w), done)
+        for t, w, done in _todo_objects(value, "expect.todos")
+    )
 
 
 def _plan(value: Any) -> tuple[PlanCall, ...]:
