@@ -72,7 +72,8 @@ Row fetches, SQLite writes and HNSW builds run outside it. SQLite access goes th
 `SqliteFile`'s per-operation connections.
 
 **Memory.** 100 000 vectors of 384 floats take 150 MB in FAISS, plus about 27 MB of HNSW links.
-A process serving such a partition from its snapshot measured 240 MB resident. Vectors are never
+A runtime serving such a partition from its snapshot holds about 190 MB more than one with an
+empty cache (`python -m bench --only memory`; 430 MB with the local embedder). Vectors are never
 kept as Python objects, and rows are loaded in pages. While a background build runs, the old
 index and the new one coexist. The first vectors added to a freshly loaded index make FAISS grow
 its storage, copying it once.
