@@ -301,7 +301,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from graph.context import Context
     from graph.eval_dataset import load_dataset
     from graph.evaluation import VARIANTS, evaluate, rescore
     from graph.models import llm_configured
@@ -338,9 +337,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print(f"Error: {args.rescore} holds no evaluation runs.", file=sys.stderr)
             return 2
         return _report_eval(args, report, f"{report['items']} requests, scored again")
-    context = Context.from_env()
-    models = sorted({context.model_for(t) for t in ("fast", "smart", "reasoning")})
-
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -365,7 +361,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return 2
-    report["models"] = models
+    models = sorted(set(report["settings"]["models"].values()))
     report["endpoint"] = os.environ.get("OPENAI_BASE_URL") or "OpenAI"
     title = f"{len(items)} requests, model {', '.join(models)}, {report['seconds']} s"
     return _report_eval(args, report, title)
@@ -485,7 +481,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="also write eval.md, eval.json and, as they end, every run to runs.jsonl here",
     )
     evaluation.add_argument(
-        "--home", default=None, help="keep the runs' data here (default: a temporary directory)"
+        "--home",
+        default=None,
+        help="keep the runs' data here, an empty or new directory (default: a temporary one)",
     )
     evaluation.add_argument(
         "--rescore",

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,6 +59,11 @@ BREAKER_OPENS_AT_ONCE = frozenset({"auth", "not_found"})
 """Failures no retry can fix: the breaker opens at once (a bad key, a model that does not exist)."""
 
 
+def examples_text(pairs: Iterable[tuple[str, Any]]) -> str:
+    """Return request -> plan examples as the planner reads them, hand-written or from history."""
+    return "\n".join(f"Request: {request}\nPlan: {json.dumps(plan)}" for request, plan in pairs)
+
+
 def system_prompt(services: Services) -> str:
     """Return the planner's system prompt: tool specs, rules and (unless turned off) examples."""
     specs = "\n".join(
@@ -67,12 +72,7 @@ def system_prompt(services: Services) -> str:
     )
     shown = ""
     if services.context.few_shot:
-        shown = FEW_SHOT_SECTION.format(
-            examples="\n".join(
-                f"Request: {request}\nPlan: {json.dumps(plan)}"
-                for request, plan in FEW_SHOT_EXAMPLES
-            )
-        )
+        shown = FEW_SHOT_SECTION.format(examples=examples_text(FEW_SHOT_EXAMPLES))
     return PLANNER_SYSTEM_PROMPT.format(tool_specs=specs, max_steps=MAX_STEPS, examples=shown)
 
 
@@ -95,16 +95,8 @@ def planner_messages(state: State, services: Services, feedback: list[str]) -> l
     if state.examples:
         # The person's own past requests go in a message of theirs, not in the system prompt:
         # a request is the person's words, and must not gain the system's authority later.
-        messages.append(
-            HumanMessage(
-                DYNAMIC_EXAMPLES_HEADER
-                + "\n"
-                + "\n".join(
-                    f"Request: {e['request']}\nPlan: {json.dumps(e['plan'])}"
-                    for e in state.examples
-                )
-            )
-        )
+        pairs = [(e["request"], e["plan"]) for e in state.examples]
+        messages.append(HumanMessage(f"{DYNAMIC_EXAMPLES_HEADER}\n{examples_text(pairs)}"))
     messages.append(HumanMessage(state.request))
     if feedback:
         rejected, *problems = feedback
